@@ -1,0 +1,1 @@
+//! A typed client of herd's HTTP API that signs every request.

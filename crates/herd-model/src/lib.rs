@@ -1,0 +1,1 @@
+//! Objects, attribute types and values, and the query language of herd's inventory. Central types: `Query` (one AST for the text syntax and the JSON wire format), `Value`, `Schema`. This crate does no I/O: it knows nothing about SQL, HTTP or libvirt.

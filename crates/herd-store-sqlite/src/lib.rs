@@ -1,0 +1,1 @@
+//! The embedded SQLite engine of the `herd_store::Store` trait. It knows nothing about HTTP.

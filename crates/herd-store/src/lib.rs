@@ -1,0 +1,1 @@
+//! The `Store` trait: query, all-or-nothing commits with compare-and-swap on old values, history and schema. Engines live in their own crates (`herd-store-sqlite`, ...); this crate knows no SQL dialect and no HTTP.
