@@ -1,1 +1,35 @@
-//! OpenWrt UCI configuration: a parser and serializer with libuci's exact rules, a semantic diff and `uci batch` scripts. herd-uci knows nothing about firewalls.
+//! OpenWrt UCI configuration: a parser and serializer with libuci's exact
+//! rules, a semantic diff and `uci batch` scripts. herd-uci knows nothing
+//! about firewalls: the only domain knowledge here is the table of which
+//! options are lists in which package ([`schema`]).
+//!
+//! The central type is [`Package`]: ordered [`Section`]s (type, name or
+//! libuci's `cfgXXYYYY` id for anonymous ones), each holding ordered
+//! [`UciOption`]s whose [`Value`] is a single string or a list.
+//!
+//! Public API (stable; herd-firewall builds on it):
+//!
+//! - [`parse()`] / [`parse_str`] / [`parse_import`]: text → [`Package`], strict
+//!   ([`Mode::Strict`], first error with file, line, column) or lenient
+//!   ([`Mode::Lenient`], bad lines skipped and returned).
+//! - [`export()`] (`uci export`), [`commit_text`] (the file `uci commit` writes),
+//!   [`show()`] (`uci show`), [`quote`].
+//! - [`Package::add_anonymous`], [`Package::add_named`], [`Section::set`],
+//!   [`Section::set_list`], [`Section::add_list`]: build configs in code.
+//! - [`Package::resolve`]: `@type[i]` / `@type[-1]` / name → section index.
+//!
+//! I/O lives only in [`store`] (config and delta directories); everything
+//! else is pure.
+
+pub mod export;
+pub mod model;
+pub mod parse;
+mod tokenize;
+
+pub use export::{
+    commit_text, export, export_with, format_value, quote, show, ExportOptions, ShowOptions,
+};
+pub use model::{
+    anonymous_id, valid_name, valid_package_name, valid_type, Package, Section, UciOption, Value,
+};
+pub use parse::{parse, parse_import, parse_str, Mode, ParseError, Parsed};
