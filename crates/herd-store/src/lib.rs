@@ -1,1 +1,135 @@
-//! The `Store` trait: query, all-or-nothing commits with compare-and-swap on old values, history and schema. Engines live in their own crates (`herd-store-sqlite`, ...); this crate knows no SQL dialect and no HTTP.
+//! The `Store` trait: query, all-or-nothing commits with compare-and-swap on
+//! old values, history and schema. Engines live in their own crates
+//! (`herd-store-sqlite`, ...); this crate knows no SQL dialect and no HTTP.
+//!
+//! # Contract every engine keeps
+//!
+//! - [`Store::query`] checks the query against the schema (unknown attributes,
+//!   functions that do not apply to a type, bad regexps and literals are
+//!   [`StoreError::Validation`]) and returns objects with `object_id` plus the
+//!   restricted fields, relations joined as nested objects, ordered by
+//!   `order_by` then `object_id`. No restrict: every attribute of the
+//!   object's servertype (computed ones included).
+//! - [`Store::commit`] applies created, changed and deleted objects in one
+//!   transaction, or nothing. Every `old` value (and every multi `remove`)
+//!   is compared with the stored value at commit time: a mismatch fails
+//!   the whole commit with [`StoreError::Conflict`] ("newer data
+//!   available"), so no update is ever lost. Validation failures name the
+//!   object, the attribute and the rule. A successful commit returns its id
+//!   and appears in history with author, time and per-object diffs.
+//! - Schema changes go through [`Store::change_schema`]; they are recorded
+//!   in no object's history but are validated against existing objects.
+//! - The trait is synchronous; callers in async code use `spawn_blocking`.
+//!
+//! Errors map to HTTP status as: `Conflict` 409, `Validation` 400,
+//! `NotFound` 404, `Internal` 500 (log it, do not show it).
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use herd_model::{CommitId, CommitRecord, Object, ObjectId, Query, Schema, SchemaChange};
+
+pub use herd_model::Commit;
+
+/// An inventory store engine.
+pub trait Store: Send + Sync + 'static {
+    /// The current schema (servertypes and attributes).
+    fn schema(&self) -> Result<Schema, StoreError>;
+
+    /// Objects matching the query's filters.
+    fn query(&self, query: &Query) -> Result<Vec<Object>, StoreError>;
+
+    /// Applies a commit atomically; `author` is recorded in history as given
+    /// (for example `"alice (key laptop)"`).
+    fn commit(&self, commit: &Commit, author: &str) -> Result<CommitId, StoreError>;
+
+    /// A template for a new object of a servertype: `hostname` and
+    /// `intern_ip` null, every attribute at its default (null or empty set).
+    fn new_object(&self, servertype: &str) -> Result<Object, StoreError>;
+
+    /// Every commit that touched the object, oldest first, each reduced to
+    /// that object's change. Deleted objects keep their history.
+    fn object_history(&self, object_id: ObjectId) -> Result<Vec<CommitRecord>, StoreError>;
+
+    /// One commit with all its changes.
+    fn commit_record(&self, commit_id: CommitId) -> Result<CommitRecord, StoreError>;
+
+    /// The latest commits, newest first, at most `limit`.
+    fn recent_commits(&self, limit: usize) -> Result<Vec<CommitRecord>, StoreError>;
+
+    /// Creates, alters or deletes servertypes and attributes.
+    fn change_schema(&self, change: &SchemaChange) -> Result<(), StoreError>;
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another commit changed the data since the caller read it.
+    #[error("newer data available: {0}; query the object again and retry")]
+    Conflict(String),
+
+    /// The request breaks a rule of the schema or the query language.
+    #[error("{0}")]
+    Validation(#[from] ValidationError),
+
+    /// A named object, commit, servertype or attribute does not exist.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// The engine failed (I/O, corrupted data): not the caller's fault.
+    #[error("internal store error: {0}")]
+    Internal(String),
+}
+
+/// A broken rule, naming the object (if any), the attribute (if any) and
+/// the rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}{message}", object.as_ref().map(|o| format!("object {o}: ")).unwrap_or_default(), attribute.as_ref().map(|a| format!("attribute {a}: ")).unwrap_or_default())]
+pub struct ValidationError {
+    /// Hostname (or `#object_id`) of the object concerned.
+    pub object: Option<String>,
+    pub attribute: Option<String>,
+    /// Short rule name, stable for scripts: `hostname`, `unique_ip`,
+    /// `network_overlap`, `regexp`, `required`, `type`, `readonly`,
+    /// `unknown_attribute`, `multi`, `relation`, `query`, `schema`, ...
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(rule: &'static str, message: impl Into<String>) -> ValidationError {
+        ValidationError {
+            object: None,
+            attribute: None,
+            rule,
+            message: message.into(),
+        }
+    }
+
+    pub fn object(mut self, object: impl Into<String>) -> ValidationError {
+        self.object = Some(object.into());
+        self
+    }
+
+    pub fn attribute(mut self, attribute: impl Into<String>) -> ValidationError {
+        self.attribute = Some(attribute.into());
+        self
+    }
+}
+
+impl StoreError {
+    /// A validation error without object or attribute.
+    pub fn invalid(rule: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError::Validation(ValidationError::new(rule, message))
+    }
+
+    /// The HTTP status this error maps to.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            StoreError::Conflict(_) => 409,
+            StoreError::Validation(_) => 400,
+            StoreError::NotFound(_) => 404,
+            StoreError::Internal(_) => 500,
+        }
+    }
+}

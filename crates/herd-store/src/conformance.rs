@@ -1,0 +1,1 @@
+//! The engine-independent test story; see `run_all`.
