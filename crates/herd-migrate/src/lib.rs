@@ -1,1 +1,12 @@
-//! Live migration without shared storage: a pure planner (facts in, a plan or every refusal out) and an executor that runs the plan against libvirt and undoes completed steps on failure.
+//! Live migration without shared storage. The central type is [`plan::Plan`]:
+//! [`plan::plan`] is a pure function from [`facts::Facts`] (gathered by
+//! [`gather`]) to a plan of ordered steps or a [`plan::Refusal`] listing every
+//! reason at once; [`exec`] runs a plan against libvirt as an explicit state
+//! machine and undoes completed steps on failure or interruption.
+//!
+//! This crate knows libvirt (through the `virt` crate) but not the inventory:
+//! callers hand it an [`exec::Inventory`] implementation when one is configured.
+
+pub mod facts;
+pub mod plan;
+pub mod xml;
