@@ -1,4 +1,23 @@
-//! Request authentication: the canonical signed message, signing (ssh-agent, key files, tokens), verification, the replay window and principals. It knows nothing about HTTP frameworks or databases.
+//! Request authentication: the canonical signed message ([`canonical`]),
+//! signing on the client ([`signer`]: ssh-agent, key files, tokens),
+//! verification on the server ([`verify::authenticate`] → [`Principal`]), the
+//! replay window and principals. It knows nothing about HTTP frameworks or
+//! databases: headers arrive as a lookup function, users and nonces through
+//! the [`Directory`] trait.
+
+pub mod agent;
+pub mod canonical;
+pub mod error;
+pub mod headers;
+pub mod signer;
+pub mod verify;
+
+pub use error::{AuthError, SignError};
+pub use headers::Credentials;
+pub use signer::{AgentSigner, KeyFileSigner, TokenSigner};
+pub use verify::{
+    authenticate, Account, Directory, KeyOwner, Principal, Request, Settings, TokenOwner, Via,
+};
 
 /// Something that can authenticate an outgoing API request: an ssh-agent key,
 /// a key file or a token. The client calls it as late as possible, just
@@ -12,15 +31,3 @@ pub trait Signer: Send + Sync {
         body: &[u8],
     ) -> Result<Vec<(String, String)>, SignError>;
 }
-
-/// Why a request could not be signed.
-#[derive(Debug)]
-pub struct SignError(pub String);
-
-impl std::fmt::Display for SignError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SignError {}
