@@ -24,6 +24,7 @@
 //! Errors map to HTTP status as: `Conflict` 409, `Validation` 400,
 //! `NotFound` 404, `Internal` 500 (log it, do not show it).
 
+pub mod auth;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
