@@ -10,15 +10,18 @@
 //! This crate does no I/O: it knows nothing about SQL, HTTP or libvirt.
 
 pub mod commit;
+pub mod compile;
 pub mod query;
 pub mod schema;
 pub mod text;
+pub mod validate;
 pub mod value;
 
 pub use commit::{
     AttributeChange, AttributeDiff, Change, ChangeKind, Commit, CommitId, CommitRecord,
     DatetimeJson, ObjectChange,
 };
+pub use compile::{compile, CompiledQuery, MatchContext, Matcher, QueryError};
 pub use query::{Filter, Query, Restrict, FILTER_FUNCTIONS, MAX_FILTER_DEPTH};
 pub use schema::{
     Attribute, AttributeType, InetFamily, IpAddrType, Schema, SchemaChange, Servertype,
