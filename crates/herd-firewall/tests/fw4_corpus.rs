@@ -1,0 +1,60 @@
+//! fw4 conformance: firewall4's own test cases (UCI as JSON in, the
+//! nftables ruleset fw4 prints out), one test per case that concerns zones,
+//! rules, forwardings and policies, plus a report over the whole corpus.
+
+mod support;
+
+macro_rules! cases {
+    ($($test:ident => $path:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                if let Err(diff) = support::check($path) {
+                    panic!("{} differs from fw4:\n{diff}", $path);
+                }
+            }
+        )*
+        const IN_SCOPE: &[&str] = &[$($path),*];
+    };
+}
+
+cases! {
+    configuration_rule_order => "01_configuration/02_rule_order",
+    zones_policies => "02_zones/01_policies",
+    zones_masq => "02_zones/02_masq",
+    zones_masq_src_dest_restrictions => "02_zones/03_masq_src_dest_restrictions",
+    zones_masq_allow_invalid => "02_zones/04_masq_allow_invalid",
+    zones_wildcard_devices => "02_zones/04_wildcard_devices",
+    zones_subnet_mask_matches => "02_zones/05_subnet_mask_matches",
+    rules_direction => "03_rules/01_direction",
+    rules_enabled => "03_rules/02_enabled",
+    rules_constraints => "03_rules/03_constraints",
+    rules_icmp => "03_rules/04_icmp",
+    rules_mangle => "03_rules/05_mangle",
+    rules_notrack => "03_rules/10_notrack",
+    rules_mark => "03_rules/12_mark",
+    forwardings_family_selections => "04_forwardings/01_family_selections",
+    includes_firewall_user_include => "06_includes/02_firewall.user_include",
+}
+
+#[test]
+fn corpus_report() {
+    let mut passed = 0;
+    let all = support::all_cases();
+    for name in &all {
+        match support::check(name) {
+            Ok(()) => {
+                passed += 1;
+                println!("pass  {name}");
+            }
+            Err(e) => println!(
+                "FAIL  {name}: {}",
+                e.lines().take(4).collect::<Vec<_>>().join(" | ")
+            ),
+        }
+    }
+    println!("fw4 corpus: {passed}/{} cases identical", all.len());
+    for name in IN_SCOPE {
+        assert!(support::check(name).is_ok(), "{name} must pass");
+    }
+}
