@@ -25,10 +25,12 @@ pub struct HostFacts {
     /// Free memory on the host, in bytes.
     pub free_memory: u64,
     pub pools: Vec<PoolFacts>,
-    /// Names of the host's active libvirt networks.
-    pub networks: Vec<String>,
-    /// Names of the bridges on the host (from its active networks and its interfaces).
-    pub bridges: Vec<String>,
+    /// Names of the host's active libvirt networks; `None` when its libvirtd
+    /// has no network driver (so they cannot be checked).
+    pub networks: Option<Vec<String>>,
+    /// Names of the bridges on the host (from its active networks and its
+    /// interfaces); `None` when libvirt cannot list them.
+    pub bridges: Option<Vec<String>>,
     /// Names of every domain defined or running on the host.
     pub domains: Vec<String>,
 }
@@ -184,4 +186,8 @@ pub enum CpuVerdict {
     },
     /// The VM asks for no specific CPU model (or host-passthrough), nothing to compare.
     NotApplicable,
+    /// libvirt could not compare (e.g. no CPU driver for this guest type).
+    Unknown {
+        detail: String,
+    },
 }

@@ -8,5 +8,8 @@
 //! callers hand it an [`exec::Inventory`] implementation when one is configured.
 
 pub mod facts;
+pub mod gather;
+pub mod libvirt;
+pub mod machine;
 pub mod plan;
 pub mod xml;

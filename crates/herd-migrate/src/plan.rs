@@ -431,14 +431,19 @@ pub fn plan(facts: &Facts, request: &Request) -> Result<Plan, Refusal> {
         });
     }
     if mode == Some(Mode::Live) {
-        if let CpuVerdict::Incompatible { detail } = &facts.cpu {
-            reasons.push(Reason::CpuIncompatible {
+        match &facts.cpu {
+            CpuVerdict::Incompatible { detail } => reasons.push(Reason::CpuIncompatible {
                 vm: vm.name.clone(),
                 detail: detail.clone(),
-            });
+            }),
+            CpuVerdict::Unknown { detail } => warnings.push(format!(
+                "libvirt could not compare {}'s CPU with the destination's ({detail})",
+                vm.name
+            )),
+            CpuVerdict::Identical | CpuVerdict::Superset | CpuVerdict::NotApplicable => {}
         }
     }
-    check_interfaces(vm, dst, &mut reasons);
+    check_interfaces(vm, dst, &mut reasons, &mut warnings);
 
     for disk in request.placements.keys() {
         if !vm.disks.iter().any(|d| &d.target == disk) {
@@ -600,22 +605,37 @@ fn steps(request: &Request, mode: Mode, disks: &[DiskMove]) -> Vec<Step> {
     steps
 }
 
-fn check_interfaces(vm: &VmFacts, dst: &HostFacts, reasons: &mut Vec<Reason>) {
+fn check_interfaces(
+    vm: &VmFacts,
+    dst: &HostFacts,
+    reasons: &mut Vec<Reason>,
+    warnings: &mut Vec<String>,
+) {
     for iface in &vm.interfaces {
         match iface {
-            InterfaceFacts::Network { network } if !dst.networks.contains(network) => {
-                reasons.push(Reason::NetworkMissing {
+            InterfaceFacts::Network { network } => match &dst.networks {
+                Some(nets) if !nets.contains(network) => reasons.push(Reason::NetworkMissing {
                     vm: vm.name.clone(),
                     network: network.clone(),
-                });
-            }
-            InterfaceFacts::Bridge { bridge } if !dst.bridges.contains(bridge) => {
-                reasons.push(Reason::BridgeMissing {
-                    vm: vm.name.clone(),
-                    bridge: bridge.clone(),
-                });
-            }
-            _ => {}
+                }),
+                Some(_) => {}
+                None => warnings.push(format!(
+                    "the destination's libvirt cannot list networks: check that '{network}' exists there"
+                )),
+            },
+            InterfaceFacts::Bridge { bridge } => match &dst.bridges {
+                Some(bridges) if !bridges.contains(bridge) => {
+                    reasons.push(Reason::BridgeMissing {
+                        vm: vm.name.clone(),
+                        bridge: bridge.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => warnings.push(format!(
+                    "the destination's libvirt cannot list bridges: check that '{bridge}' exists there"
+                )),
+            },
+            InterfaceFacts::Other { .. } => {}
         }
     }
 }

@@ -37,8 +37,8 @@ fn host(uri: &str, uuid: &str) -> HostFacts {
         hostname: "lab".into(),
         free_memory: 8 * GIB,
         pools: vec![pool("default", "dir", "/var/lib/libvirt/images", 100 * GIB)],
-        networks: vec!["default".into()],
-        bridges: vec!["virbr0".into()],
+        networks: Some(vec!["default".into()]),
+        bridges: Some(vec!["virbr0".into()]),
         domains: vec![],
     }
 }
@@ -140,7 +140,7 @@ fn a_refusal_lists_every_reason_at_once() {
     ));
     f.destination.pools[0].available = GIB;
     f.destination.free_memory = 512 * MIB;
-    f.destination.networks.clear();
+    f.destination.networks = Some(vec![]);
     f.cpu = CpuVerdict::Incompatible {
         detail: "host lacks avx512f".into(),
     };
@@ -450,4 +450,15 @@ fn refusal_text_counts_reasons_and_promises_nothing_changed() {
     f.vm.job_active = true;
     let err = plan(&f, &Request::default()).unwrap_err().to_string();
     assert!(err.starts_with("refusing to migrate vm1 (2 reasons); nothing was changed:\n  - "));
+}
+
+#[test]
+fn networks_a_destination_cannot_list_are_a_warning_not_a_refusal() {
+    let mut f = facts();
+    f.destination.networks = None;
+    let p = plan(&f, &Request::default()).unwrap();
+    assert_eq!(
+        p.warnings,
+        vec!["the destination's libvirt cannot list networks: check that 'default' exists there"]
+    );
 }
