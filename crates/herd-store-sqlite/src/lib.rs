@@ -1,1 +1,2 @@
 //! The embedded SQLite engine of the `herd_store::Store` trait. It knows nothing about HTTP.
+pub mod auth;
