@@ -21,15 +21,22 @@
 //! I/O lives only in [`store`] (config and delta directories); everything
 //! else is pure.
 
+pub mod cli;
+pub mod delta;
 pub mod export;
 pub mod model;
+pub mod ops;
 pub mod parse;
+pub mod store;
 mod tokenize;
 
+pub use delta::{Cmd, Delta};
 pub use export::{
     commit_text, export, export_with, format_value, quote, show, ExportOptions, ShowOptions,
 };
 pub use model::{
     anonymous_id, valid_name, valid_package_name, valid_type, Package, Section, UciOption, Value,
 };
+pub use ops::{OpError, Ptr};
 pub use parse::{parse, parse_import, parse_str, Mode, ParseError, Parsed};
+pub use store::{Loaded, Store, StoreError};
