@@ -1,0 +1,254 @@
+//! herd's own endpoints beside serveradmin's: the schema and the history.
+//! Same conventions: `application/x-json`, `{"status": "success", ...}`,
+//! errors as `{"error": {"message": ...}}`.
+
+use crate::body::{success, JsonBody};
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{Query as UrlQuery, State};
+use axum::response::Response;
+use herd_model::{Filter, Query, SchemaChange, Value};
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+
+/// How many commits `/api/history` returns when no `limit` is given, and the
+/// most it returns at all.
+pub const DEFAULT_HISTORY_LIMIT: usize = 100;
+pub const MAX_HISTORY_LIMIT: usize = 10_000;
+
+/// `GET /api/schema` → `{"status": "success", "result": {"attributes":
+/// {...}, "servertypes": {...}}}`.
+pub async fn schema(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let schema = state.with_store(|store| store.schema()).await?;
+    Ok(success(json!({ "result": schema })))
+}
+
+/// `POST /api/schema` `{"changes": [{"action": "create_attribute", ...}]}`
+/// (or one change object) → `{"status": "success", "applied": N}`.
+///
+/// Changes are applied in order, each in its own transaction: when one
+/// fails, the ones before it stay applied and the error says how many.
+pub async fn change_schema(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Json>,
+) -> Result<Response, ApiError> {
+    let changes = parse_schema_changes(body)?;
+    let total = changes.len();
+    let applied = state
+        .with_store(move |store| {
+            for (i, change) in changes.iter().enumerate() {
+                if let Err(err) = store.change_schema(change) {
+                    return Ok(Err((i, err)));
+                }
+            }
+            Ok(Ok(total))
+        })
+        .await?;
+    match applied {
+        Ok(n) => Ok(success(json!({ "applied": n }))),
+        Err((0, err)) => Err(err.into()),
+        Err((i, err)) => Err(prefix(
+            ApiError::from(err),
+            &format!(
+                "schema change {} of {total} failed ({i} applied before it)",
+                i + 1
+            ),
+        )),
+    }
+}
+
+fn prefix(err: ApiError, context: &str) -> ApiError {
+    match err {
+        ApiError::Invalid(mut v) => {
+            v.message = format!("{context}: {}", v.message);
+            ApiError::Invalid(v)
+        }
+        ApiError::Conflict(m) => ApiError::Conflict(format!("{context}: {m}")),
+        ApiError::NotFound(m) => ApiError::NotFound(format!("{context}: {m}")),
+        ApiError::BadRequest(m) => ApiError::BadRequest(format!("{context}: {m}")),
+        other => other,
+    }
+}
+
+fn parse_schema_changes(body: Json) -> Result<Vec<SchemaChange>, ApiError> {
+    let list = match body {
+        Json::Object(mut map) if map.contains_key("changes") => match map.remove("changes") {
+            Some(Json::Array(items)) => items,
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "\"changes\" must be a list of schema changes".to_string(),
+                ))
+            }
+        },
+        single @ Json::Object(_) => vec![single],
+        _ => {
+            return Err(ApiError::BadRequest(
+                "send {\"changes\": [{\"action\": \"create_attribute\", ...}]}".to_string(),
+            ))
+        }
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            serde_json::from_value(item).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "schema change {}: {e}; actions are create_attribute, update_attribute, delete_attribute, create_servertype, update_servertype, delete_servertype",
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `GET /api/history?object_id=N | hostname=H | commit_id=N [&limit=N]` →
+/// `{"status": "success", "result": [commit...]}`, newest first. Without a
+/// selector: the latest commits. Each commit: `commit_id`, `author`, `time`
+/// and `changes` (per object: `object_id`, `hostname`, `kind`, and
+/// `attributes` with `old`/`new`).
+pub async fn history(
+    State(state): State<AppState>,
+    UrlQuery(params): UrlQuery<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let selector = HistorySelector::from_params(&params)?;
+    let records = state
+        .with_store(move |store| match selector.what {
+            What::Recent => store.recent_commits(selector.limit),
+            What::Commit(id) => store.commit_record(id).map(|r| vec![r]),
+            What::Object(id) => newest_first(store.object_history(id)?, selector.limit),
+            What::Hostname(hostname) => {
+                let query = Query::filter("hostname", Filter::Equals(Value::String(hostname.clone())))
+                    .restrict(&["object_id"]);
+                let id = store
+                    .query(&query)?
+                    .first()
+                    .and_then(|o| o.object_id())
+                    .ok_or_else(|| {
+                        herd_store::StoreError::NotFound(format!(
+                            "no object has hostname {hostname:?}; for a deleted object ask by object_id"
+                        ))
+                    })?;
+                newest_first(store.object_history(id)?, selector.limit)
+            }
+        })
+        .await?;
+    Ok(success(json!({ "result": records })))
+}
+
+fn newest_first<T>(
+    mut oldest_first: Vec<T>,
+    limit: usize,
+) -> Result<Vec<T>, herd_store::StoreError> {
+    oldest_first.reverse();
+    oldest_first.truncate(limit);
+    Ok(oldest_first)
+}
+
+#[derive(Debug, PartialEq)]
+enum What {
+    Recent,
+    Commit(i64),
+    Object(i64),
+    Hostname(String),
+}
+
+#[derive(Debug, PartialEq)]
+struct HistorySelector {
+    what: What,
+    limit: usize,
+}
+
+impl HistorySelector {
+    fn from_params(params: &HashMap<String, String>) -> Result<HistorySelector, ApiError> {
+        let int = |name: &str| -> Result<Option<i64>, ApiError> {
+            params
+                .get(name)
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        ApiError::BadRequest(format!("{name} must be an integer, not {v:?}"))
+                    })
+                })
+                .transpose()
+        };
+        if let Some(unknown) = params
+            .keys()
+            .find(|k| !["object_id", "hostname", "commit_id", "limit"].contains(&k.as_str()))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "unknown parameter {unknown:?}: use object_id, hostname or commit_id, and limit"
+            )));
+        }
+        let limit = match int("limit")? {
+            None => DEFAULT_HISTORY_LIMIT,
+            Some(n) if n >= 1 && n as usize <= MAX_HISTORY_LIMIT => n as usize,
+            Some(n) => {
+                return Err(ApiError::BadRequest(format!(
+                    "limit must be between 1 and {MAX_HISTORY_LIMIT}, not {n}"
+                )))
+            }
+        };
+        let selectors = [
+            int("object_id")?.map(What::Object),
+            params.get("hostname").cloned().map(What::Hostname),
+            int("commit_id")?.map(What::Commit),
+        ];
+        let mut given = selectors.into_iter().flatten();
+        let what = given.next().unwrap_or(What::Recent);
+        if given.next().is_some() {
+            return Err(ApiError::BadRequest(
+                "give only one of object_id, hostname and commit_id".to_string(),
+            ));
+        }
+        Ok(HistorySelector { what, limit })
+    }
+}
+
+/// Parse a raw body (for tests of this module).
+#[cfg(test)]
+fn changes_of(text: &str) -> Result<Vec<SchemaChange>, ApiError> {
+    parse_schema_changes(crate::body::parse_json(text.as_bytes())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn history_selects_one_thing_with_a_bounded_limit() {
+        let s =
+            HistorySelector::from_params(&params(&[("hostname", "vm1"), ("limit", "5")])).unwrap();
+        assert_eq!(s.what, What::Hostname("vm1".into()));
+        assert_eq!(s.limit, 5);
+        assert_eq!(
+            HistorySelector::from_params(&params(&[])).unwrap().what,
+            What::Recent
+        );
+        for bad in [
+            params(&[("object_id", "x")]),
+            params(&[("object_id", "1"), ("commit_id", "2")]),
+            params(&[("limit", "0")]),
+            params(&[("limit", "99999999")]),
+            params(&[("objectid", "1")]),
+        ] {
+            assert!(HistorySelector::from_params(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn schema_changes_come_as_a_list_or_one_object() {
+        let one = r#"{"action": "delete_attribute", "attribute_id": "os"}"#;
+        assert_eq!(changes_of(one).unwrap().len(), 1);
+        let list = format!(r#"{{"changes": [{one}, {one}]}}"#);
+        assert_eq!(changes_of(&list).unwrap().len(), 2);
+        let err = changes_of(r#"{"action": "drop_table"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("schema change 1"), "{err}");
+    }
+}
