@@ -85,7 +85,17 @@ impl Default for Cli {
 
 /// Run `uci ARGS...` (without the program name). Returns the exit code.
 pub fn main(args: &[String], stdin: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let mut cli = Cli::default();
+    main_with(Cli::default(), args, stdin, out, err)
+}
+
+/// [`main`] starting from other defaults (tests use their own save directory).
+pub fn main_with(
+    mut cli: Cli,
+    args: &[String],
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];

@@ -1,0 +1,586 @@
+//! libuci's own test suite (`tests/shunit2/tests.d` of openwrt/uci), run
+//! against herd's `uci` drop-in with the reference files from
+//! `shared/corpus/uci-libuci-tests`. Each test replays one shunit2 test:
+//! the same commands, the same inputs, compared byte for byte with the
+//! reference (`assertSameFile`) or as the shell compares `$(...)` output
+//! (`assertEquals`, trailing newlines stripped).
+
+use herd_uci::cli::{main_with, Cli};
+use std::path::{Path, PathBuf};
+
+const CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/corpus/uci-libuci-tests"
+);
+
+fn reference(name: &str) -> PathBuf {
+    corpus_dir().join("shunit2/references").join(name)
+}
+
+fn corpus_dir() -> PathBuf {
+    let p = PathBuf::from(CORPUS);
+    if p.exists() {
+        p
+    } else {
+        PathBuf::from("/work/shared/corpus/uci-libuci-tests")
+    }
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// One shunit2 fixture: CONFIG_DIR, CHANGES_DIR and TMP_DIR in a temp dir.
+struct Suite {
+    _tmp: tempfile::TempDir,
+    config: PathBuf,
+    changes: PathBuf,
+    tmp: PathBuf,
+}
+
+struct Run {
+    code: u8,
+    out: String,
+}
+
+impl Suite {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let config = tmp.path().join("config");
+        let changes = tmp.path().join("changes");
+        let t = tmp.path().join("tmp");
+        for d in [&config, &changes, &t] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        Suite {
+            _tmp: tmp,
+            config,
+            changes,
+            tmp: t,
+        }
+    }
+
+    /// `${UCI} args...` = `uci -c CONFIG_DIR -p CHANGES_DIR args...` where
+    /// CHANGES_DIR is also the default save directory.
+    fn uci(&self, args: &[&str], stdin: &str) -> Run {
+        let mut cli = Cli::default();
+        cli.store.savedir = self.changes.clone();
+        let mut argv: Vec<String> = vec![
+            "-c".into(),
+            self.config.display().to_string(),
+            "-p".into(),
+            self.changes.display().to_string(),
+        ];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let code = main_with(cli, &argv, &mut stdin.as_bytes(), &mut out, &mut err);
+        Run {
+            code,
+            out: String::from_utf8(out).expect("utf-8 output"),
+        }
+    }
+
+    fn cp(&self, reference_name: &str, config: &str) {
+        std::fs::write(self.config.join(config), read(&reference(reference_name))).expect("cp");
+    }
+
+    fn touch(&self, config: &str) {
+        std::fs::write(self.config.join(config), b"").expect("touch");
+    }
+
+    /// shunit2's assertFailWithNoReturn: fails, prints nothing on stdout.
+    fn assert_fail_with_no_return(&self, args: &[&str]) {
+        let mut all = vec!["-q"];
+        all.extend_from_slice(args);
+        let r = self.uci(&all, "");
+        assert_ne!(r.code, 0, "{args:?} should fail");
+        assert_eq!(r.out, "", "{args:?} should print nothing");
+    }
+}
+
+/// `assertSameFile REF TEST`.
+fn assert_same_file(reference_name: &str, actual: &Path) {
+    let want = read(&reference(reference_name));
+    let got = read(actual);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want),
+        "{} differs from {reference_name}",
+        actual.display()
+    );
+}
+
+/// `$(...)`: the shell strips trailing newlines.
+fn shell(s: &str) -> &str {
+    s.trim_end_matches('\n')
+}
+
+// ---- 000_import -----------------------------------------------------------
+
+#[test]
+fn import_writes_the_package_named_in_the_stream() {
+    let t = Suite::new();
+    let data = String::from_utf8(read(&reference("import.data"))).expect("utf-8");
+    assert_eq!(t.uci(&["import"], &data).code, 0);
+    assert_same_file("import.result", &t.config.join("import-test"));
+}
+
+// ---- 010_export -----------------------------------------------------------
+
+#[test]
+fn export_matches_reference_and_fails_on_missing_package() {
+    let t = Suite::new();
+    t.cp("export.data", "export");
+    assert_ne!(t.uci(&["-q", "export", "nilpackage"], "").code, 0);
+    assert_eq!(t.uci(&["-q", "export", "export"], "").code, 0);
+    let r = t.uci(&["export"], "");
+    assert_eq!(r.code, 0);
+    let out = t.tmp.join("export.result");
+    std::fs::write(&out, r.out).expect("write");
+    assert_same_file("export.result", &out);
+}
+
+// ---- 020_get --------------------------------------------------------------
+
+#[test]
+fn get_rejects_malformed_references() {
+    let t = Suite::new();
+    t.cp("get_parsing.data", "test");
+    for r in [
+        "test.",
+        "test.section.",
+        "test.section.opt.",
+        "test.section.opt.val.",
+        "test.section.opt.val.qsdf.qsd",
+        "test.section.opt.valqsqsd",
+    ] {
+        t.assert_fail_with_no_return(&["get", r]);
+    }
+}
+
+#[test]
+fn get_rejects_malformed_section_indexes() {
+    let t = Suite::new();
+    t.cp("get_parsing.data", "test");
+    for r in [
+        "test.@",
+        "test.@zer.",
+        "test.@.",
+        "test.@zer[1]",
+        "test.@.opt",
+        "test.@[28]",
+        "test.@[1].",
+        "test.@[1].val.",
+    ] {
+        t.assert_fail_with_no_return(&["get", r]);
+    }
+}
+
+#[test]
+fn get_option_prints_the_value() {
+    let t = Suite::new();
+    t.cp("get.data", "test");
+    assert_eq!(shell(&t.uci(&["get", "test.section.opt"], "").out), "val");
+}
+
+#[test]
+fn get_multiline_option_keeps_quotes_and_newlines() {
+    let t = Suite::new();
+    t.cp("get_multiline.data", "test");
+    assert_eq!(
+        shell(&t.uci(&["get", "test.section.opt"], "").out),
+        "\"Hello, World.\n'"
+    );
+}
+
+#[test]
+fn get_section_prints_its_type() {
+    let t = Suite::new();
+    t.cp("get.data", "test");
+    assert_eq!(shell(&t.uci(&["get", "test.section"], "").out), "type");
+}
+
+// ---- 030_set --------------------------------------------------------------
+
+#[test]
+fn set_rejects_malformed_references() {
+    let t = Suite::new();
+    t.cp("set_parsing.data", "test");
+    for r in [
+        "test.=val",
+        "test.section.=val",
+        "test.section.opt.=val",
+        "test.section.opt.zflk=val",
+    ] {
+        t.assert_fail_with_no_return(&["set", r]);
+    }
+}
+
+#[test]
+fn set_named_section_stages_one_delta_line() {
+    let t = Suite::new();
+    t.touch("set");
+    assert_eq!(t.uci(&["set", "set.section=named"], "").code, 0);
+    assert_same_file("set_named_section.result", &t.changes.join("set"));
+}
+
+#[test]
+fn set_option_in_missing_section_fails() {
+    let t = Suite::new();
+    t.touch("set");
+    t.assert_fail_with_no_return(&["set", "test.nonexistentsection.opt=val"]);
+    t.assert_fail_with_no_return(&["set", "set.nonexistentsection.opt=val"]);
+}
+
+#[test]
+fn set_nonexisting_option_stages_it() {
+    let t = Suite::new();
+    t.cp("set_nonexisting_option.data", "set");
+    t.uci(&["set", "set.section.opt=val"], "");
+    assert_same_file("set_nonexisting_option.result", &t.changes.join("set"));
+}
+
+#[test]
+fn set_nonexisting_option_multiline_is_quoted_in_the_delta() {
+    let t = Suite::new();
+    t.cp("set_nonexisting_option.data", "set");
+    t.uci(&["set", "set.section.opt=Hello,\\'\nWorld\""], "");
+    assert_same_file(
+        "set_nonexisting_option_multiline.result",
+        &t.changes.join("set"),
+    );
+}
+
+#[test]
+fn set_existing_option_stages_it() {
+    let t = Suite::new();
+    t.cp("set_existing_option.data", "set");
+    t.uci(&["set", "set.section.opt=val"], "");
+    assert_same_file("set_existing_option.result", &t.changes.join("set"));
+}
+
+#[test]
+fn set_existing_option_multiline_is_quoted_in_the_delta() {
+    let t = Suite::new();
+    t.cp("set_existing_option.data", "set");
+    t.uci(&["set", "set.section.opt=Hello,\\'\nWorld\""], "");
+    assert_same_file(
+        "set_existing_option_multiline.result",
+        &t.changes.join("set"),
+    );
+}
+
+// ---- 050_show -------------------------------------------------------------
+
+#[test]
+fn show_rejects_malformed_and_missing_references() {
+    let t = Suite::new();
+    t.cp("show_parsing.data", "test");
+    for r in [
+        "test.",
+        "test.section.",
+        "test.section.opt.",
+        "test.section.opt.val.",
+        "test.section.opt.val.qsdf.qsd",
+        "test.section.opt.valqsqsd",
+        "test.nilsection",
+        "test.nilsection.nilopt",
+        "test.section.nilopt",
+    ] {
+        t.assert_fail_with_no_return(&["show", r]);
+    }
+}
+
+fn show_multiline(target: &str, reference_name: &str) {
+    let t = Suite::new();
+    t.cp("show_parsing_multiline.data", "sockd");
+    let r = t.uci(&["-q", "show", target], "");
+    let want = String::from_utf8(read(&reference(reference_name))).expect("utf-8");
+    assert_eq!(shell(&r.out), shell(&want));
+}
+
+#[test]
+fn show_multiline_package() {
+    show_multiline("sockd", "show_parsing_multiline_package.result");
+}
+
+#[test]
+fn show_multiline_section() {
+    show_multiline("sockd.instance0", "show_parsing_multiline_section.result");
+}
+
+#[test]
+fn show_multiline_option() {
+    show_multiline(
+        "sockd.instance0.extra_config",
+        "show_parsing_multiline_option.result",
+    );
+}
+
+// ---- 060_batch ------------------------------------------------------------
+
+#[test]
+fn batch_set_then_commit() {
+    let t = Suite::new();
+    t.touch("batch_set");
+    let script = "set batch_set.SEC0='section'
+set batch_set.SEC0.option0='value0'
+set batch_set.SEC0.option1='\"Hello,
+'\"  World\\\"\"
+set batch_set.SEC1='section'
+set batch_set.SEC1.option0=\"value1\"
+
+";
+    t.uci(&["batch"], script);
+    t.uci(&["commit"], "");
+    assert_same_file("batch_set.result", &t.config.join("batch_set"));
+}
+
+#[test]
+fn batch_ignores_comments_and_blank_lines() {
+    let t = Suite::new();
+    t.touch("batch_comments");
+    let script = "# first line comment
+set batch_comments.SEC0='section'
+set batch_comments.SEC0.option0='value0'
+
+# two consecutive blank lines
+# two consecutive blank lines
+
+
+set batch_comments.SEC0.option1='\"Hello,
+'\"  World\\\"\"
+set batch_comments.SEC1='section' # comment at end of line
+set batch_comments.SEC1.option0=\"value1\"
+
+ \t # comment line starts with spaces.
+
+commit
+# last line comment
+";
+    t.uci(&["batch"], script);
+    assert_same_file("batch_comments.result", &t.config.join("batch_comments"));
+}
+
+// ---- 070_revert -----------------------------------------------------------
+
+fn revert_prepare() -> Suite {
+    let t = Suite::new();
+    t.touch("revert");
+    t.uci(&["set", "revert.SEC0=section"], "");
+    t.uci(&["set", "revert.SEC0.option0=value0"], "");
+    t.uci(&["set", "revert.SEC0.option1=\"Hello,\n  World\""], "");
+    t
+}
+
+#[test]
+fn revert_section_drops_all_its_changes() {
+    let t = revert_prepare();
+    t.uci(&["revert", "revert.SEC0"], "");
+    assert_same_file("revert_section.result", &t.changes.join("revert"));
+}
+
+#[test]
+fn revert_option_drops_only_that_option() {
+    let t = revert_prepare();
+    t.uci(&["revert", "revert.SEC0.option0"], "");
+    assert_same_file("revert_option.result", &t.changes.join("revert"));
+}
+
+#[test]
+fn revert_multiline_option() {
+    let t = revert_prepare();
+    t.uci(&["revert", "revert.SEC0.option1"], "");
+    assert_same_file("revert_option_multiline.result", &t.changes.join("revert"));
+}
+
+// ---- 080_list -------------------------------------------------------------
+
+fn list_prepare() -> Suite {
+    let t = Suite::new();
+    t.touch("list_test_config");
+    t.uci(&["set", "list_test_config.SEC0=section"], "");
+    t.uci(&["add_list", "list_test_config.SEC0.list0=value0"], "");
+    t.uci(
+        &["add_list", "list_test_config.SEC0.list0=\"Hello\n, world\""],
+        "",
+    );
+    t
+}
+
+#[test]
+fn add_list_rejects_malformed_references() {
+    let t = Suite::new();
+    t.cp("set_parsing.data", "test");
+    for r in [
+        "test.=val",
+        "test.section.=val",
+        "test.section.opt.=val",
+        "test.section.opt.zflk=val",
+    ] {
+        t.assert_fail_with_no_return(&["add_list", r]);
+    }
+}
+
+#[test]
+fn add_list_commit() {
+    let t = list_prepare();
+    t.uci(&["commit"], "");
+    assert_same_file("add_list_config.result", &t.config.join("list_test_config"));
+}
+
+#[test]
+fn add_list_get_quotes_only_items_with_blanks() {
+    let t = list_prepare();
+    let r = t.uci(&["get", "list_test_config.SEC0.list0"], "");
+    assert_eq!(shell(&r.out), "value0 '\"Hello\n, world\"'");
+}
+
+#[test]
+fn add_list_show() {
+    let t = list_prepare();
+    let r = t.uci(&["show", "list_test_config"], "");
+    let want = String::from_utf8(read(&reference("add_list_show.result"))).expect("utf-8");
+    assert_eq!(shell(&r.out), shell(&want));
+}
+
+#[test]
+fn add_list_changes() {
+    let t = list_prepare();
+    let r = t.uci(&["changes"], "");
+    let want = String::from_utf8(read(&reference("add_list_changes.result"))).expect("utf-8");
+    assert_eq!(shell(&r.out), shell(&want));
+}
+
+#[test]
+fn del_list_removes_the_item() {
+    let t = list_prepare();
+    t.uci(&["commit"], "");
+    t.uci(&["del_list", "list_test_config.SEC0.list0=value0"], "");
+    t.uci(&["commit"], "");
+    assert_same_file("del_list_config.result", &t.config.join("list_test_config"));
+}
+
+#[test]
+fn del_list_removes_a_multiline_item() {
+    let t = list_prepare();
+    t.uci(&["commit"], "");
+    t.uci(
+        &["del_list", "list_test_config.SEC0.list0=\"Hello\n, world\""],
+        "",
+    );
+    t.uci(&["commit"], "");
+    assert_same_file(
+        "del_list_multiline_config.result",
+        &t.config.join("list_test_config"),
+    );
+}
+
+// ---- 090_cli_options ------------------------------------------------------
+
+#[test]
+fn extra_delta_directories_combine_in_order() {
+    let t = Suite::new();
+    let new_savedir = t.tmp.join("new_savedir");
+    let nsd = new_savedir.display().to_string();
+    t.touch("delta");
+    t.uci(&["set", "delta.sec0=sectype"], "");
+    t.uci(&["add_list", "delta.sec0.li0=0"], "");
+    std::fs::create_dir_all(&new_savedir).expect("mkdir");
+    std::fs::write(new_savedir.join("delta"), b"").expect("touch");
+    t.uci(&["-P", &nsd, "set", "delta.sec0=tmptype"], "");
+    t.uci(&["-P", &nsd, "add_list", "delta.sec0.li0=1"], "");
+    t.uci(&["-P", &nsd, "set", "delta.sec0=sectype"], "");
+
+    assert_eq!(
+        shell(&t.uci(&["changes"], "").out),
+        "delta.sec0='sectype'\ndelta.sec0.li0+='0'"
+    );
+    let r = t.uci(&["-P", &nsd, "changes"], "");
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        shell(&r.out),
+        "delta.sec0='sectype'\ndelta.sec0.li0+='0'\ndelta.sec0='tmptype'\ndelta.sec0.li0+='1'\ndelta.sec0='sectype'"
+    );
+    let r = t.uci(&["-P", &nsd, "export"], "");
+    assert_eq!(r.code, 0);
+    let want =
+        String::from_utf8(read(&reference("cli.options.delta.export.result"))).expect("utf-8");
+    assert_eq!(shell(&r.out), shell(&want));
+
+    // -P implies no commit.
+    assert_eq!(t.uci(&["-P", &nsd, "commit"], "").code, 0);
+    assert_eq!(
+        shell(&String::from_utf8(read(&t.config.join("delta"))).expect("utf-8")),
+        ""
+    );
+
+    assert_eq!(t.uci(&["-p", &nsd, "commit"], "").code, 0);
+    assert_same_file("cli.options.delta.commit.result", &t.config.join("delta"));
+}
+
+// ---- 100_changes ----------------------------------------------------------
+
+#[test]
+fn changes_ignores_delta_lines_with_trailing_parts_or_missing_values() {
+    for c in ["+", "", "@", "^", "|", "~"] {
+        let t = Suite::new();
+        t.touch("network");
+        let lines = format!(
+            "{c}network.foo bar\n{c}network.foo bar=baz\n{c}network.foo.bar baz\n{c}network.foo.bar baz=bazz\n"
+        );
+        std::fs::write(t.changes.join("network"), lines).expect("write");
+        assert_eq!(t.uci(&["changes"], "").out, "", "prefix {c:?}");
+
+        std::fs::write(
+            t.changes.join("network"),
+            format!("{c}network.foo\n{c}network.foo.bar\n"),
+        )
+        .expect("write");
+        assert_eq!(t.uci(&["changes"], "").out, "", "prefix {c:?}");
+    }
+}
+
+// ---- cram: config/network and config/broken ------------------------------
+
+#[test]
+fn cram_network_config_has_the_sections_ucilua_reports() {
+    let text = read(&corpus_dir().join("cram/config/network"));
+    let p = herd_uci::parse(&text, "network", "network", herd_uci::Mode::Strict)
+        .expect("parses")
+        .package;
+    // basic.lua prints get_all of lan (.index 2) and wan (.index 3).
+    let lan = &p.sections[2];
+    assert_eq!(
+        (lan.name.as_str(), lan.kind.as_str(), lan.anonymous),
+        ("lan", "interface", false)
+    );
+    let opts: Vec<(&str, &str)> = lan
+        .options
+        .iter()
+        .map(|o| (o.name.as_str(), o.value.as_single().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        opts,
+        [
+            ("proto", "static"),
+            ("ifname", "eth0"),
+            ("test", "123"),
+            ("enabled", "off"),
+            ("ipaddr", "2.3.4.5")
+        ]
+    );
+    let wan = &p.sections[3];
+    assert_eq!(wan.name, "wan");
+    assert_eq!(wan.get_single("aliases"), Some("c d"));
+    assert_eq!(wan.get_single("enabled"), Some("on"));
+}
+
+#[test]
+fn cram_broken_config_is_a_parse_error_with_position() {
+    let text = read(&corpus_dir().join("cram/config/broken"));
+    let e = herd_uci::parse(&text, "broken", "broken", herd_uci::Mode::Strict).expect_err("broken");
+    assert_eq!(e.line, 1);
+    assert!(e.reason.contains("unterminated"), "{e}");
+}
