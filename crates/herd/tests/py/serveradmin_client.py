@@ -34,6 +34,16 @@ def load_private_key(path, password=None):
 
 
 def sign(key, message, rsa_algorithm):
+    if key.get_name() == "ssh-rsa" and rsa_algorithm == "ssh-rsa":
+        # RSA with SHA-1, what old paramiko (< 2.9) and old agents send.
+        # paramiko 4+ no longer offers it, so build it from the raw key.
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        raw = key.key.sign(message, padding.PKCS1v15(), hashes.SHA1())
+        m = Message()
+        m.add_string("ssh-rsa")
+        m.add_string(raw)
+        return m.asbytes()
     if key.get_name() == "ssh-rsa" and rsa_algorithm:
         sig = key.sign_ssh_data(message, algorithm=rsa_algorithm)
     else:
