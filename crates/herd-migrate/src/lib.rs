@@ -7,6 +7,7 @@
 //! This crate knows libvirt (through the `virt` crate) but not the inventory:
 //! callers hand it an [`exec::Inventory`] implementation when one is configured.
 
+pub mod exec;
 pub mod facts;
 pub mod gather;
 pub mod libvirt;

@@ -334,12 +334,11 @@ pub fn step(plan: &Plan, state: State, event: Event) -> State {
         },
         (S::Moved { mut moved }, E::Failed(cause)) => {
             moved.warnings.push(format!(
-                "{cause}; the VM has moved to the destination, check it there"
+                "{cause}; the VM has moved to the destination, check it there; the source volumes were kept"
             ));
-            S::Cleaning {
-                todo: cleanups(plan),
-                moved,
-            }
+            let mut todo = cleanups(plan);
+            todo.retain(|c| !matches!(c, Cleanup::DeleteSourceVolume(_)));
+            S::Cleaning { todo, moved }
         }
         (
             S::Cleaning {

@@ -297,3 +297,17 @@ fn only_steps_before_the_move_are_interruptible() {
     assert!(!Action::Cleanup(Cleanup::Unlock).interruptible());
     assert!(!Action::Undo(Undo::UnlockSource).interruptible());
 }
+
+#[test]
+fn failed_verification_keeps_the_source_volumes() {
+    let p = plan(Mode::Live, vec![disk("vda")]);
+    let (actions, state) = drive(&p, |a| match a {
+        Action::Verify => Event::Failed(failed("verify")),
+        a => ok(a),
+    });
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::Cleanup(Cleanup::DeleteSourceVolume(_)))));
+    assert!(actions.contains(&Action::Cleanup(Cleanup::Unlock)));
+    assert!(matches!(state, State::Done { .. }));
+}
