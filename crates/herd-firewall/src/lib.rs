@@ -8,4 +8,6 @@
 
 pub mod config;
 pub mod fw4;
+pub mod inventory;
 pub mod nft;
+pub mod policy;
