@@ -23,14 +23,18 @@
 
 pub mod cli;
 pub mod delta;
+pub mod diff;
 pub mod export;
 pub mod model;
 pub mod ops;
 pub mod parse;
+pub mod schema;
+pub mod script;
 pub mod store;
 mod tokenize;
 
 pub use delta::{Cmd, Delta};
+pub use diff::{diff, render as render_diff, Diff, OptionChange, SectionChange, SectionId};
 pub use export::{
     commit_text, export, export_with, format_value, quote, show, ExportOptions, ShowOptions,
 };
@@ -39,4 +43,5 @@ pub use model::{
 };
 pub use ops::{OpError, Ptr};
 pub use parse::{parse, parse_import, parse_str, Mode, ParseError, Parsed};
+pub use script::{batch_script, run_script, ScriptError};
 pub use store::{Loaded, Store, StoreError};
