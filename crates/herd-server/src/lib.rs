@@ -15,6 +15,7 @@
 //! [`auth::layer`] (owned by `auth.rs`); it tells handlers who is calling
 //! by inserting an [`Author`] request extension, which commits record.
 
+pub mod acl;
 pub mod auth;
 mod body;
 mod dataset;
@@ -39,6 +40,8 @@ use tower_http::compression::CompressionLayer;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
+    /// Users, keys and verifier settings; `None` serves unauthenticated (see auth.rs).
+    pub auth: Option<Arc<auth::Auth>>,
 }
 
 /// Settings of the HTTP API.
@@ -64,6 +67,7 @@ impl AppState {
         AppState {
             store,
             settings: Arc::new(settings),
+            auth: None,
         }
     }
 
