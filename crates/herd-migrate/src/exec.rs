@@ -11,7 +11,7 @@
 
 use crate::facts::{LockFacts, VmState};
 use crate::gather::Hosts;
-use crate::libvirt::{self, CopyError};
+use crate::libvirt::{self, CopyError, JobSample};
 use crate::machine::{
     self, Action, Cleanup, Event, Failure, Moved, State, Stats, Undo, Whereabouts,
 };
@@ -398,7 +398,7 @@ fn migrate_live(plan: &Plan, hosts: &mut Hosts, config: &Config) -> Event {
     };
     let flags = flag_bits(&live_flags(o));
     let done = AtomicBool::new(false);
-    let last = std::sync::Mutex::new(None::<virt::domain::JobStats>);
+    let last = std::sync::Mutex::new(None::<JobSample>);
     let (cancel, observer, every) = (&*config.cancel, config.observer, config.poll_interval);
     let result = std::thread::scope(|s| {
         s.spawn(|| poll_progress(&dom, &done, cancel, observer, every, &last));
@@ -408,9 +408,9 @@ fn migrate_live(plan: &Plan, hosts: &mut Hosts, config: &Config) -> Event {
     });
     match result {
         Ok(ddom) => {
-            let completed = ddom.job_stats(sys::VIR_DOMAIN_JOB_STATS_COMPLETED).ok();
+            let completed = libvirt::job_stats(&ddom, sys::VIR_DOMAIN_JOB_STATS_COMPLETED).ok();
             let last = last.into_inner().ok().flatten();
-            Event::Migrated(stats(completed.as_ref().or(last.as_ref())))
+            Event::Migrated(stats(completed.as_ref(), last.as_ref()))
         }
         Err(e) => {
             let cause = if config.cancel.load(Ordering::SeqCst) {
@@ -450,15 +450,24 @@ fn flag_bits(names: &[String]) -> u32 {
         .fold(0, |a, b| a | b)
 }
 
-fn stats(js: Option<&virt::domain::JobStats>) -> Stats {
-    let Some(js) = js else {
-        return Stats::default();
-    };
+/// Figures of a finished migration: libvirt's completed statistics, with
+/// the disk figures from the last sample (the completed statistics of a
+/// storage migration count memory only).
+fn stats(completed: Option<&JobSample>, last: Option<&JobSample>) -> Stats {
+    let memory_bytes = completed
+        .or(last)
+        .map_or(0, |js| js.mem_processed.max(js.data_processed));
+    let disk_bytes = [completed, last]
+        .iter()
+        .flatten()
+        .map(|js| js.disk_processed.max(js.disk_total))
+        .max()
+        .unwrap_or(0);
     Stats {
-        bytes: js.data_processed.unwrap_or(0),
-        disk_bytes: js.disk_processed.unwrap_or(0),
-        memory_bytes: js.mem_processed.unwrap_or(0),
-        downtime_ms: js.downtime,
+        bytes: memory_bytes + disk_bytes,
+        disk_bytes,
+        memory_bytes,
+        downtime_ms: completed.and_then(|js| js.downtime),
     }
 }
 
@@ -470,7 +479,7 @@ fn poll_progress(
     cancel: &AtomicBool,
     observer: &(dyn Fn(&Notice) + Sync),
     every: Duration,
-    last: &std::sync::Mutex<Option<virt::domain::JobStats>>,
+    last: &std::sync::Mutex<Option<JobSample>>,
 ) {
     let mut aborted = false;
     let mut next_poll = Instant::now();
@@ -488,8 +497,8 @@ fn poll_progress(
         }
         if Instant::now() >= next_poll {
             next_poll = Instant::now() + every;
-            if let Ok(js) = dom.job_stats(0) {
-                if js.r#type != sys::VIR_DOMAIN_JOB_NONE as i32 {
+            if let Ok(js) = libvirt::job_stats(dom, 0) {
+                if js.active {
                     if let Some(p) = progress(&js) {
                         observer(&Notice::Progress(p));
                     }
@@ -504,35 +513,26 @@ fn poll_progress(
 }
 
 /// The disk phase while memory has not started moving, then memory.
-pub fn progress(js: &virt::domain::JobStats) -> Option<Progress> {
-    let mem_started = js.mem_processed.unwrap_or(0) > 0;
-    let (phase, total, remaining, bps) = if mem_started {
-        (
-            Phase::Memory,
-            js.mem_total?,
-            js.mem_remaining.unwrap_or(0),
-            js.mem_bps.unwrap_or(0),
-        )
+pub fn progress(js: &JobSample) -> Option<Progress> {
+    let (phase, total, remaining, bps) = if js.mem_processed > 0 {
+        (Phase::Memory, js.mem_total, js.mem_remaining, js.mem_bps)
     } else {
-        (
-            Phase::Disk,
-            js.disk_total.unwrap_or(0),
-            js.disk_remaining.unwrap_or(0),
-            js.disk_bps.unwrap_or(0),
-        )
+        (Phase::Disk, js.disk_total, js.disk_remaining, js.disk_bps)
     };
-    let done = total.saturating_sub(remaining);
-    let elapsed_ms = js.time_elapsed.unwrap_or(0);
+    if total == 0 {
+        return None;
+    }
+    let elapsed_ms = js.time_elapsed;
     let bps = if bps > 0 {
         bps
     } else if elapsed_ms > 0 {
-        js.data_processed.unwrap_or(0) * 1000 / elapsed_ms
+        js.data_processed * 1000 / elapsed_ms
     } else {
         0
     };
     Some(Progress {
         phase,
-        done,
+        done: total.saturating_sub(remaining),
         total,
         bytes_per_sec: bps,
         eta_secs: (bps > 0).then(|| remaining / bps),

@@ -13,4 +13,5 @@ pub mod gather;
 pub mod libvirt;
 pub mod machine;
 pub mod plan;
+pub mod testguest;
 pub mod xml;

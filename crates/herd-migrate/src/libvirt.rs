@@ -192,3 +192,72 @@ pub fn affect(active: bool, persistent: bool) -> u32 {
     }
     f as c_int as u32
 }
+
+/// The job statistics herd uses (all bytes, milliseconds or bytes/s).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobSample {
+    pub active: bool,
+    pub data_processed: u64,
+    pub disk_total: u64,
+    pub disk_processed: u64,
+    pub disk_remaining: u64,
+    pub disk_bps: u64,
+    pub mem_total: u64,
+    pub mem_processed: u64,
+    pub mem_remaining: u64,
+    pub mem_bps: u64,
+    pub time_elapsed: u64,
+    pub downtime: Option<u64>,
+}
+
+/// `virDomainGetJobStats`, read directly: the `virt` crate's wrapper builds
+/// a `Vec` from a null pointer when no job runs.
+pub fn job_stats(dom: &Domain, flags: u32) -> Result<JobSample, Error> {
+    let mut kind: c_int = 0;
+    let mut params: sys::virTypedParameterPtr = std::ptr::null_mut();
+    let mut n: c_int = 0;
+    // SAFETY: out pointers are valid; libvirt allocates `params`.
+    let rc =
+        unsafe { sys::virDomainGetJobStats(dom.as_ptr(), &mut kind, &mut params, &mut n, flags) };
+    if rc < 0 {
+        return Err(Error::last_error());
+    }
+    let mut s = JobSample {
+        active: kind != sys::VIR_DOMAIN_JOB_NONE as c_int,
+        ..JobSample::default()
+    };
+    if params.is_null() || n <= 0 {
+        return Ok(s);
+    }
+    // SAFETY: libvirt returned `n` initialized parameters at `params`.
+    let slice = unsafe { std::slice::from_raw_parts(params, n as usize) };
+    for p in slice {
+        // SAFETY: `field` is a NUL-terminated C string inside the struct.
+        let field = unsafe { std::ffi::CStr::from_ptr(p.field.as_ptr()) };
+        let value = match p.type_ as u32 {
+            // SAFETY: the union member matches the declared type.
+            sys::VIR_TYPED_PARAM_ULLONG => unsafe { p.value.ul },
+            sys::VIR_TYPED_PARAM_LLONG => unsafe { p.value.l.max(0) as u64 },
+            sys::VIR_TYPED_PARAM_UINT => unsafe { u64::from(p.value.ui) },
+            sys::VIR_TYPED_PARAM_INT => unsafe { p.value.i.max(0) as u64 },
+            _ => continue,
+        };
+        match field.to_bytes() {
+            b"data_processed" => s.data_processed = value,
+            b"disk_total" => s.disk_total = value,
+            b"disk_processed" => s.disk_processed = value,
+            b"disk_remaining" => s.disk_remaining = value,
+            b"disk_bps" => s.disk_bps = value,
+            b"memory_total" => s.mem_total = value,
+            b"memory_processed" => s.mem_processed = value,
+            b"memory_remaining" => s.mem_remaining = value,
+            b"memory_bps" => s.mem_bps = value,
+            b"time_elapsed" => s.time_elapsed = value,
+            b"downtime" => s.downtime = Some(value),
+            _ => {}
+        }
+    }
+    // SAFETY: `params`/`n` came from virDomainGetJobStats.
+    unsafe { sys::virTypedParamsFree(params, n) };
+    Ok(s)
+}
