@@ -174,25 +174,7 @@ pub fn migrate(
     request: &Request,
     cancel: Arc<AtomicBool>,
 ) -> Outcome {
-    let mut hosts = Hosts::open(&setup.host(from).uri, &setup.host(to).uri).expect("open hosts");
-    let facts = gather::gather(&hosts, vm).expect("gather facts");
-    let plan = plan::plan(&facts, request).expect("plan");
-    let notices = Mutex::new(Vec::new());
-    let observer = |n: &Notice| notices.lock().unwrap().push(n.clone());
-    let mut config = Config {
-        cancel,
-        undo_timeout: Duration::from_secs(60),
-        poll_interval: Duration::from_millis(200),
-        observer: &observer,
-        inventory: None,
-        history: None,
-        owner: "herd test".into(),
-    };
-    let result = exec::run(&plan, &mut hosts, &mut config);
-    Outcome {
-        result,
-        notices: notices.into_inner().unwrap(),
-    }
+    migrate_with_history(setup, from, to, vm, request, cancel, None, None)
 }
 
 pub fn domain_names(conn: &Connect) -> Vec<String> {
@@ -217,4 +199,96 @@ pub fn allocation(conn: &Connect, vol: &str) -> u64 {
         .and_then(|v| v.info())
         .map(|i| i.allocation)
         .expect("volume info")
+}
+
+/// The herd lock element on a domain, if any.
+pub fn herd_lock(dom: &Domain) -> Option<String> {
+    dom.metadata(
+        virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+        Some(herd_migrate::xml::HERD_NS),
+        0,
+    )
+    .ok()
+}
+
+/// FNV-1a over a file: enough to see that a volume's bytes did not change.
+pub fn checksum(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).expect("read file");
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+pub fn migrate_with_history(
+    setup: &Setup,
+    from: usize,
+    to: usize,
+    vm: &str,
+    request: &Request,
+    cancel: Arc<AtomicBool>,
+    history: Option<PathBuf>,
+    interrupt_after_progress: Option<usize>,
+) -> Outcome {
+    let mut hosts = Hosts::open(&setup.host(from).uri, &setup.host(to).uri).expect("open hosts");
+    let facts = gather::gather(&hosts, vm).expect("gather facts");
+    let plan = plan::plan(&facts, request).expect("plan");
+    let notices = Mutex::new(Vec::new());
+    let flag = Arc::clone(&cancel);
+    let observer = |n: &Notice| {
+        let mut all = notices.lock().unwrap();
+        all.push(n.clone());
+        let seen = all
+            .iter()
+            .filter(|n| matches!(n, Notice::Progress(_)))
+            .count();
+        if interrupt_after_progress.is_some_and(|k| seen >= k) {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let mut config = Config {
+        cancel,
+        undo_timeout: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(200),
+        observer: &observer,
+        inventory: None,
+        history,
+        owner: "herd test".into(),
+    };
+    let result = exec::run(&plan, &mut hosts, &mut config);
+    Outcome {
+        result,
+        notices: notices.into_inner().unwrap(),
+    }
+}
+
+/// A loop device over a sparse file, detached on drop.
+pub struct LoopDevice {
+    pub path: String,
+}
+
+impl LoopDevice {
+    pub fn new(file: &Path, size: u64) -> LoopDevice {
+        std::fs::File::create(file).unwrap().set_len(size).unwrap();
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(file)
+            .output()
+            .expect("losetup");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        LoopDevice {
+            path: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        }
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.path])
+            .status();
+    }
 }
