@@ -1,2 +1,261 @@
-//! The embedded SQLite engine of the `herd_store::Store` trait. It knows nothing about HTTP.
+//! The embedded SQLite engine of the `herd_store::Store` trait. It knows
+//! nothing about HTTP.
+//!
+//! Central type: [`SqliteStore`]. The file (created on first open, WAL,
+//! migrated by `PRAGMA user_version`) is the source of truth: typed tables
+//! for the schema, objects and attribute values, and the commit log with
+//! per-object diffs. On open every object is loaded into an in-memory
+//! dataset with one ordered index per attribute; queries run there (index
+//! range scans for equality, literal regexp prefixes, comparisons and inet
+//! containment, the most selective filter first) under a read lock, so
+//! they never wait for the disk. Commits are serialized by one writer: plan
+//! and validate against the dataset, write one SQLite transaction, then
+//! swap the new objects in. The file is opened in exclusive locking mode,
+//! so a second process can not change it behind the dataset's back.
+
 pub mod auth;
+mod dataset;
+mod plan;
+mod schema_change;
+mod sql;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use herd_model::{
+    compile, CommitId, CommitRecord, Object, ObjectId, Query, Schema, SchemaChange, Value,
+};
+use herd_store::{Commit, Store, StoreError, ValidationError};
+use rusqlite::Connection;
+
+use crate::dataset::Dataset;
+
+/// The SQLite store. Cheap to share behind an `Arc`.
+pub struct SqliteStore {
+    path: PathBuf,
+    /// The writer; also serves history reads.
+    conn: Mutex<Connection>,
+    data: RwLock<Dataset>,
+}
+
+fn internal(context: &str, path: &Path, e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if f.code == rusqlite::ErrorCode::DatabaseBusy
+            || f.code == rusqlite::ErrorCode::DatabaseLocked
+        {
+            return StoreError::Internal(format!(
+                "{context}: {} is in use by another process (another herd serve?); stop it or use another --db",
+                path.display()
+            ));
+        }
+    }
+    StoreError::Internal(format!("{context} ({}): {e}", path.display()))
+}
+
+impl SqliteStore {
+    /// Opens the file, creating and migrating it if needed, and loads every
+    /// object into memory.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut conn = sql::open(path).map_err(|e| internal("opening the database", path, e))?;
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(|e| internal("locking the database", path, e))?;
+        sql::migrate(&mut conn).map_err(|e| internal("migrating the database", path, e))?;
+        let data =
+            sql::load_dataset(&conn).map_err(|e| internal("loading the database", path, e))?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+            data: RwLock::new(data),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.read()?.objects.len())
+    }
+
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, Dataset>, StoreError> {
+        self.data
+            .read()
+            .map_err(|_| StoreError::Internal("a commit panicked; restart the server".into()))
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Dataset>, StoreError> {
+        self.data
+            .write()
+            .map_err(|_| StoreError::Internal("a commit panicked; restart the server".into()))
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Internal("a commit panicked; restart the server".into()))
+    }
+
+    fn sql_error(&self, context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        let context = context.to_owned();
+        move |e| internal(&context, &self.path, e)
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Store for SqliteStore {
+    fn schema(&self) -> Result<Schema, StoreError> {
+        Ok(self.read()?.schema.clone())
+    }
+
+    fn query(&self, query: &Query) -> Result<Vec<Object>, StoreError> {
+        let data = self.read()?;
+        let compiled = compile(query, &data.schema).map_err(|e| {
+            let mut v = ValidationError::new("query", e.message);
+            v.attribute = e.attribute;
+            StoreError::Validation(v)
+        })?;
+        Ok(data.query(&compiled))
+    }
+
+    fn commit(&self, commit: &Commit, author: &str) -> Result<CommitId, StoreError> {
+        if commit.is_empty() {
+            return Err(StoreError::invalid("commit", "the commit changes nothing"));
+        }
+        let mut conn = self.conn()?;
+        let plan = self.read()?.plan(commit)?;
+        let id = sql::write_commit(&mut conn, &plan, author, unix_now())
+            .map_err(self.sql_error("writing the commit"))?;
+        self.write()?.apply(plan);
+        Ok(id)
+    }
+
+    fn new_object(&self, servertype: &str) -> Result<Object, StoreError> {
+        let data = self.read()?;
+        let st = data.schema.servertype(servertype).ok_or_else(|| {
+            StoreError::NotFound(format!("servertype {servertype} does not exist"))
+        })?;
+        let mut o = Object::default();
+        o.fields.insert("object_id".into(), Value::Null);
+        o.fields.insert("hostname".into(), Value::Null);
+        o.fields
+            .insert("servertype".into(), Value::String(servertype.into()));
+        o.fields.insert("intern_ip".into(), Value::Null);
+        for sa in &st.attributes {
+            let multi = data.schema.is_multi(&sa.attribute_id);
+            let value = match &sa.default_value {
+                Some(Value::Set(items)) if multi => Value::set(items.clone()),
+                Some(v) if multi => Value::set(vec![v.clone()]),
+                Some(v) => v.clone(),
+                None if multi => Value::Set(Vec::new()),
+                None => Value::Null,
+            };
+            o.fields.insert(sa.attribute_id.clone(), value);
+        }
+        Ok(o)
+    }
+
+    fn object_history(&self, object_id: ObjectId) -> Result<Vec<CommitRecord>, StoreError> {
+        let conn = self.conn()?;
+        let records = sql::read_history(&conn, Some(object_id), None, None)
+            .map_err(self.sql_error("reading history"))?;
+        if records.is_empty()
+            && !sql::object_exists(&conn, object_id).map_err(self.sql_error("reading history"))?
+            && !self.read()?.objects.contains_key(&object_id)
+        {
+            return Err(StoreError::NotFound(format!(
+                "object {object_id} never existed"
+            )));
+        }
+        Ok(records)
+    }
+
+    fn commit_record(&self, commit_id: CommitId) -> Result<CommitRecord, StoreError> {
+        let conn = self.conn()?;
+        sql::read_history(&conn, None, Some(commit_id), None)
+            .map_err(self.sql_error("reading history"))?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("commit {commit_id} does not exist")))
+    }
+
+    fn recent_commits(&self, limit: usize) -> Result<Vec<CommitRecord>, StoreError> {
+        let conn = self.conn()?;
+        sql::read_history(&conn, None, None, Some(limit)).map_err(self.sql_error("reading history"))
+    }
+
+    fn change_schema(&self, change: &SchemaChange) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let (new_schema, removed) = {
+            let data = self.read()?;
+            let new_schema = schema_change::apply(&data, change)?;
+            let removed: Vec<(String, String)> = match change {
+                SchemaChange::UpdateServertype { servertype } => data
+                    .schema
+                    .servertype(&servertype.servertype_id)
+                    .map(|old| {
+                        old.attributes
+                            .iter()
+                            .filter(|a| servertype.attribute(&a.attribute_id).is_none())
+                            .map(|a| (servertype.servertype_id.clone(), a.attribute_id.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            (new_schema, removed)
+        };
+        let fail = self.sql_error("writing the schema change");
+        let tx = conn.transaction().map_err(&fail)?;
+        match change {
+            SchemaChange::CreateAttribute { attribute }
+            | SchemaChange::UpdateAttribute { attribute } => {
+                sql::write_attribute(&tx, attribute).map_err(&fail)?
+            }
+            SchemaChange::DeleteAttribute { attribute_id } => {
+                tx.execute(
+                    "DELETE FROM attribute WHERE attribute_id = ?1",
+                    [attribute_id],
+                )
+                .map_err(&fail)?;
+            }
+            SchemaChange::CreateServertype { servertype }
+            | SchemaChange::UpdateServertype { servertype } => {
+                for (st, a) in &removed {
+                    sql::delete_values_of(&tx, st, a).map_err(&fail)?;
+                }
+                sql::write_servertype(&tx, servertype).map_err(&fail)?
+            }
+            SchemaChange::DeleteServertype { servertype_id } => {
+                tx.execute(
+                    "DELETE FROM servertype WHERE servertype_id = ?1",
+                    [servertype_id],
+                )
+                .map_err(&fail)?;
+            }
+        }
+        tx.commit().map_err(&fail)?;
+        let mut data = self.write()?;
+        data.set_schema(new_schema).map_err(StoreError::Internal)?;
+        for (st, a) in removed {
+            let ids: Vec<ObjectId> = data.lookup("servertype", &Value::String(st)).to_vec();
+            for id in ids {
+                if let Some(mut obj) = data.remove(id) {
+                    obj.attrs.remove(a.as_str());
+                    data.insert(obj);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,1208 @@
-//! The engine-independent test story; see `run_all`.
+//! The engine-independent test story. Every engine runs it from its own
+//! tests with [`conformance_tests!`](crate::conformance_tests), giving a
+//! factory for a fresh, empty store:
+//!
+//! ```ignore
+//! herd_store::conformance_tests!(|| std::sync::Arc::new(MyStore::temporary()));
+//! ```
+//!
+//! Each case is a `pub fn(&Factory)` that panics on failure.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+
+use herd_model::{
+    parse_query, Attribute, AttributeChange, AttributeType, Change, ChangeKind, Commit, InetFamily,
+    IpAddrType, Object, ObjectId, Query, Restrict, SchemaChange, Servertype, ServertypeAttribute,
+    Value,
+};
+
+use crate::{Store, StoreError};
+
+/// Makes a fresh, empty store.
+pub type Factory = dyn Fn() -> Arc<dyn Store>;
+
+/// Expands to one `#[test]` per conformance case.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@cases $factory;
+            schema_changes_are_validated_and_persisted,
+            new_object_template_has_defaults,
+            created_objects_are_returned_with_all_attributes,
+            filters_work_on_every_type,
+            json_and_text_queries_agree,
+            restrict_joins_relations,
+            order_by_sorts_then_object_id,
+            computed_attributes_follow_their_sources,
+            query_errors_are_validation_errors,
+            commit_with_stale_old_value_is_refused_whole,
+            multi_add_and_remove,
+            no_lost_update_between_concurrent_writers,
+            validation_rules_name_object_attribute_and_rule,
+            deleting_a_referenced_object_is_refused,
+            history_records_every_commit,
+            servertype_update_drops_removed_attribute_values,
+        );
+    };
+    (@cases $factory:expr; $($case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                let factory = $factory;
+                $crate::conformance::$case(&factory);
+            }
+        )*
+    };
+}
+
+fn attr(id: &str, ty: AttributeType) -> Attribute {
+    Attribute::new(id, ty)
+}
+
+fn st(id: &str, ip: IpAddrType, attrs: &[&str]) -> Servertype {
+    let mut s = Servertype::new(id, ip);
+    s.attributes = attrs.iter().map(|a| ServertypeAttribute::new(a)).collect();
+    s
+}
+
+fn schema_change(store: &dyn Store, change: SchemaChange) {
+    store
+        .change_schema(&change)
+        .unwrap_or_else(|e| panic!("{change:?}: {e}"));
+}
+
+/// The fixture schema: networks, a domain, hypervisors and VMs with one
+/// attribute of every type.
+pub fn fixture_schema(store: &dyn Store) {
+    use AttributeType as T;
+    for s in [
+        st("route_network", IpAddrType::Network, &[]),
+        st("vlan_network", IpAddrType::Network, &[]),
+        st("domain", IpAddrType::Null, &[]),
+    ] {
+        schema_change(store, SchemaChange::CreateServertype { servertype: s });
+    }
+    let mut os = attr("os", T::String);
+    os.regexp = Some("\\A[a-z]+\\Z".into());
+    let mut tags = attr("tags", T::String);
+    tags.multi = true;
+    let mut ip6 = attr("ip6", T::Inet);
+    ip6.inet_address_family = Some(InetFamily::Ipv6);
+    let mut serial = attr("serial", T::String);
+    serial.readonly = true;
+    for a in [
+        os,
+        tags,
+        ip6,
+        serial,
+        attr("num_cpu", T::Number),
+        attr("backup", T::Boolean),
+        attr("mac", T::Macaddr),
+        attr("installed", T::Date),
+        attr("seen", T::Datetime),
+        attr("owner", T::String),
+        attr("dc", T::String),
+    ] {
+        schema_change(store, SchemaChange::CreateAttribute { attribute: a });
+    }
+    let mut network = attr("network", T::Supernet);
+    network.target_servertype = Some("route_network".into());
+    let mut zone = attr("zone", T::Domain);
+    zone.target_servertype = Some("domain".into());
+    schema_change(store, SchemaChange::CreateAttribute { attribute: network });
+    schema_change(store, SchemaChange::CreateAttribute { attribute: zone });
+    schema_change(
+        store,
+        SchemaChange::CreateServertype {
+            servertype: st(
+                "hypervisor",
+                IpAddrType::Host,
+                &["dc", "num_cpu", "tags", "zone"],
+            ),
+        },
+    );
+    let mut hv = attr("hypervisor", T::Relation);
+    hv.target_servertype = Some("hypervisor".into());
+    schema_change(store, SchemaChange::CreateAttribute { attribute: hv });
+    let mut vms = attr("vms", T::Reverse);
+    vms.reversed_attribute = Some("hypervisor".into());
+    schema_change(store, SchemaChange::CreateAttribute { attribute: vms });
+    let mut hyp = st(
+        "hypervisor",
+        IpAddrType::Host,
+        &["dc", "num_cpu", "tags", "zone", "vms"],
+    );
+    hyp.description = "KVM hypervisor".into();
+    schema_change(store, SchemaChange::UpdateServertype { servertype: hyp });
+    let mut vm = st(
+        "vm",
+        IpAddrType::Host,
+        &[
+            "hypervisor",
+            "os",
+            "tags",
+            "ip6",
+            "serial",
+            "num_cpu",
+            "backup",
+            "mac",
+            "installed",
+            "seen",
+            "owner",
+            "dc",
+            "network",
+            "zone",
+        ],
+    );
+    for sa in &mut vm.attributes {
+        match sa.attribute_id.as_str() {
+            "owner" => sa.required = true,
+            "backup" => sa.default_value = Some(Value::Bool(true)),
+            "dc" => sa.related_via_attribute = Some("hypervisor".into()),
+            _ => {}
+        }
+    }
+    schema_change(store, SchemaChange::CreateServertype { servertype: vm });
+    schema_change(
+        store,
+        SchemaChange::CreateServertype {
+            servertype: st("lb", IpAddrType::Loadbalancer, &[]),
+        },
+    );
+}
+
+fn obj(json: serde_json::Value) -> Object {
+    serde_json::from_value(json).expect("fixture object")
+}
+
+fn commit_created(store: &dyn Store, objects: Vec<Object>) {
+    let commit = Commit {
+        created: objects,
+        ..Commit::default()
+    };
+    store
+        .commit(&commit, "fixture")
+        .unwrap_or_else(|e| panic!("fixture commit: {e}"));
+}
+
+/// Schema plus networks, a domain, two hypervisors and three VMs.
+pub fn fixture(store: &dyn Store) {
+    use serde_json::json;
+    fixture_schema(store);
+    commit_created(
+        store,
+        vec![
+            obj(
+                json!({"hostname": "net1", "servertype": "route_network", "intern_ip": "10.0.0.0/16"}),
+            ),
+            obj(
+                json!({"hostname": "vlan1", "servertype": "vlan_network", "intern_ip": "10.0.1.0/24"}),
+            ),
+            obj(json!({"hostname": "example.com", "servertype": "domain"})),
+            obj(
+                json!({"hostname": "hv1.example.com", "servertype": "hypervisor", "intern_ip": "10.0.0.10",
+                       "dc": "ams", "num_cpu": 64, "tags": ["kvm"]}),
+            ),
+            obj(
+                json!({"hostname": "hv2.example.com", "servertype": "hypervisor", "intern_ip": "10.0.0.11",
+                       "dc": "fra", "num_cpu": 32}),
+            ),
+        ],
+    );
+    commit_created(
+        store,
+        vec![
+            obj(
+                json!({"hostname": "vm1.example.com", "servertype": "vm", "intern_ip": "10.0.2.1",
+                "hypervisor": "hv1.example.com", "os": "bookworm", "num_cpu": 4, "backup": true,
+                "ip6": "2001:db8::1", "mac": "52:54:00:00:00:01", "installed": "2020-01-01",
+                "seen": "2024-01-01T10:00:00Z", "tags": ["web", "prod"], "owner": "alice", "serial": "s1"}),
+            ),
+            obj(
+                json!({"hostname": "vm2.example.com", "servertype": "vm", "intern_ip": "10.0.1.5",
+                "hypervisor": "hv1.example.com", "os": "bullseye", "num_cpu": 8, "backup": false,
+                "ip6": "2001:db8::2", "mac": "52:54:00:00:00:02", "installed": "2021-06-15",
+                "seen": "2024-06-01T00:00:00+02:00", "tags": ["db"], "owner": "bob"}),
+            ),
+            obj(
+                json!({"hostname": "vm3.other", "servertype": "vm", "intern_ip": "10.1.0.1",
+                "hypervisor": "hv2.example.com", "num_cpu": 16, "owner": "carol", "backup": false}),
+            ),
+        ],
+    );
+}
+
+fn hostnames(objects: &[Object]) -> Vec<String> {
+    let mut v: Vec<String> = objects
+        .iter()
+        .map(|o| o.hostname().unwrap_or_default().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn query_text(store: &dyn Store, text: &str) -> Vec<String> {
+    let q = parse_query(text).unwrap_or_else(|e| panic!("{}", e.render(text)));
+    hostnames(&store.query(&q).unwrap_or_else(|e| panic!("{text}: {e}")))
+}
+
+fn get(store: &dyn Store, hostname: &str) -> Object {
+    let mut found = store
+        .query(&Query::filter(
+            "hostname",
+            herd_model::Filter::Equals(hostname.into()),
+        ))
+        .expect("query by hostname");
+    assert_eq!(found.len(), 1, "{hostname} should exist once");
+    found.remove(0)
+}
+
+fn id_of(store: &dyn Store, hostname: &str) -> ObjectId {
+    get(store, hostname).object_id().expect("object_id")
+}
+
+fn validation(result: Result<i64, StoreError>) -> crate::ValidationError {
+    match result {
+        Err(StoreError::Validation(v)) => v,
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+pub fn schema_changes_are_validated_and_persisted(factory: &Factory) {
+    let store = factory();
+    fixture_schema(&*store);
+    let schema = store.schema().unwrap();
+    assert_eq!(
+        schema.attributes["os"].regexp.as_deref(),
+        Some("\\A[a-z]+\\Z")
+    );
+    assert_eq!(
+        schema.servertypes["hypervisor"].description,
+        "KVM hypervisor"
+    );
+    assert_eq!(
+        schema.servertypes["vm"]
+            .attribute("dc")
+            .unwrap()
+            .related_via_attribute
+            .as_deref(),
+        Some("hypervisor")
+    );
+    let refused = [
+        SchemaChange::CreateAttribute {
+            attribute: attr("os", AttributeType::String),
+        },
+        SchemaChange::CreateAttribute {
+            attribute: attr("Bad Name", AttributeType::String),
+        },
+        SchemaChange::CreateAttribute {
+            attribute: attr("hostname", AttributeType::String),
+        },
+        SchemaChange::DeleteAttribute {
+            attribute_id: "os".into(),
+        },
+        SchemaChange::CreateServertype {
+            servertype: st("x", IpAddrType::Host, &["nope"]),
+        },
+        SchemaChange::CreateAttribute {
+            attribute: Attribute {
+                regexp: Some("[".into()),
+                ..attr("broken", AttributeType::String)
+            },
+        },
+        SchemaChange::CreateAttribute {
+            attribute: attr("sn", AttributeType::Supernet),
+        },
+    ];
+    for change in refused {
+        assert!(
+            matches!(store.change_schema(&change), Err(StoreError::Validation(_))),
+            "{change:?} should be refused"
+        );
+    }
+    assert!(matches!(
+        store.change_schema(&SchemaChange::DeleteServertype {
+            servertype_id: "nope".into()
+        }),
+        Err(StoreError::NotFound(_))
+    ));
+    schema_change(
+        &*store,
+        SchemaChange::CreateAttribute {
+            attribute: attr("spare", AttributeType::Number),
+        },
+    );
+    schema_change(
+        &*store,
+        SchemaChange::DeleteAttribute {
+            attribute_id: "spare".into(),
+        },
+    );
+    assert!(!store.schema().unwrap().attributes.contains_key("spare"));
+}
+
+pub fn new_object_template_has_defaults(factory: &Factory) {
+    let store = factory();
+    fixture_schema(&*store);
+    let t = store.new_object("vm").unwrap();
+    assert_eq!(t.get("backup"), Some(&Value::Bool(true)));
+    assert_eq!(t.get("tags"), Some(&Value::Set(vec![])));
+    assert_eq!(t.get("hostname"), Some(&Value::Null));
+    assert_eq!(t.get("servertype"), Some(&Value::from("vm")));
+    assert!(matches!(
+        store.new_object("nope"),
+        Err(StoreError::NotFound(_))
+    ));
+    // A filled-in template commits as is (computed attributes left null).
+    let mut t = t;
+    t.fields.insert("hostname".into(), "fresh".into());
+    t.fields.insert("intern_ip".into(), "192.168.0.1".into());
+    t.fields.insert("owner".into(), "dora".into());
+    commit_created(&*store, vec![t]);
+    assert_eq!(
+        get(&*store, "fresh").get("backup"),
+        Some(&Value::Bool(true))
+    );
+}
+
+pub fn created_objects_are_returned_with_all_attributes(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let vm1 = get(&*store, "vm1.example.com");
+    let f = |k: &str| {
+        vm1.get(k)
+            .cloned()
+            .unwrap_or_else(|| panic!("vm1 lacks {k}"))
+    };
+    assert_eq!(f("servertype"), Value::from("vm"));
+    assert_eq!(f("intern_ip").to_text(), "10.0.2.1");
+    assert_eq!(f("hypervisor"), Value::from("hv1.example.com"));
+    assert_eq!(f("num_cpu"), Value::number(4));
+    assert_eq!(f("backup"), Value::Bool(true));
+    assert_eq!(f("mac").to_text(), "52:54:00:00:00:01");
+    assert_eq!(f("installed").to_text(), "2020-01-01");
+    assert_eq!(f("seen").to_text(), "2024-01-01T10:00:00+00:00");
+    assert_eq!(f("tags"), Value::set(vec!["prod".into(), "web".into()]));
+    assert_eq!(f("dc"), Value::from("ams"));
+    assert_eq!(f("network"), Value::from("net1"));
+    assert_eq!(f("zone"), Value::from("example.com"));
+    let json = serde_json::to_value(&vm1).unwrap();
+    assert_eq!(json["intern_ip"], "10.0.2.1");
+    assert_eq!(json["seen"], "2024-01-01T10:00:00+00:00");
+    assert!(json["object_id"].is_i64());
+}
+
+/// (text query, expected hostnames) on the fixture.
+pub const FILTER_CASES: &[(&str, &[&str])] = &[
+    // string
+    ("servertype=vm os=bookworm", &["vm1.example.com"]),
+    (
+        "servertype=vm os=Any(bookworm bullseye)",
+        &["vm1.example.com", "vm2.example.com"],
+    ),
+    (
+        "servertype=vm os=Not(bookworm)",
+        &["vm2.example.com", "vm3.other"],
+    ),
+    ("servertype=vm os=Empty()", &["vm3.other"]),
+    (
+        "servertype=vm os=Not(Empty())",
+        &["vm1.example.com", "vm2.example.com"],
+    ),
+    ("servertype=vm os=Regexp(^bull)", &["vm2.example.com"]),
+    ("servertype=vm os=Regexp(worm)", &["vm1.example.com"]),
+    ("servertype=vm os=StartsWith(book)", &["vm1.example.com"]),
+    ("servertype=vm os=Contains(llsey)", &["vm2.example.com"]),
+    (
+        "servertype=vm os=ContainedBy(xbookwormx)",
+        &["vm1.example.com"],
+    ),
+    (
+        "servertype=vm os=GreaterThan(bookworm)",
+        &["vm2.example.com"],
+    ),
+    (
+        "servertype=vm os=LessThanOrEquals(bookworm)",
+        &["vm1.example.com"],
+    ),
+    // number
+    ("servertype=vm num_cpu=8", &["vm2.example.com"]),
+    (
+        "servertype=vm num_cpu=GreaterThan(4)",
+        &["vm2.example.com", "vm3.other"],
+    ),
+    (
+        "servertype=vm num_cpu=GreaterThanOrEquals(8)",
+        &["vm2.example.com", "vm3.other"],
+    ),
+    ("servertype=vm num_cpu=LessThan(8)", &["vm1.example.com"]),
+    (
+        "servertype=vm num_cpu=LessThanOrEquals(8)",
+        &["vm1.example.com", "vm2.example.com"],
+    ),
+    (
+        "servertype=vm num_cpu=All(GreaterThan(4) LessThan(16))",
+        &["vm2.example.com"],
+    ),
+    ("servertype=vm num_cpu=Regexp(^1)", &["vm3.other"]),
+    // boolean
+    ("servertype=vm backup=true", &["vm1.example.com"]),
+    (
+        "servertype=vm backup=Not(true)",
+        &["vm2.example.com", "vm3.other"],
+    ),
+    // inet
+    ("intern_ip=10.0.2.1", &["vm1.example.com"]),
+    (
+        "servertype=vm intern_ip=ContainedBy(10.0.0.0/16)",
+        &["vm1.example.com", "vm2.example.com"],
+    ),
+    (
+        "intern_ip=ContainedOnlyBy(10.0.0.0/16)",
+        &[
+            "hv1.example.com",
+            "hv2.example.com",
+            "net1",
+            "vlan1",
+            "vm1.example.com",
+        ],
+    ),
+    (
+        "intern_ip=ContainedOnlyBy(10.0.1.0/24)",
+        &["vlan1", "vm2.example.com"],
+    ),
+    (
+        "intern_ip=ContainedBy(10.0.1.0/24)",
+        &["vlan1", "vm2.example.com"],
+    ),
+    ("intern_ip=Contains(10.0.1.7)", &["net1", "vlan1"]),
+    ("intern_ip=Overlaps(10.0.1.128/25)", &["net1", "vlan1"]),
+    (
+        "intern_ip=Overlaps(10.0.1.0/25)",
+        &["net1", "vlan1", "vm2.example.com"],
+    ),
+    (
+        "servertype=vm intern_ip=GreaterThan(10.0.2.0)",
+        &["vm1.example.com", "vm3.other"],
+    ),
+    (
+        "intern_ip=StartsWith(10.0.0.)",
+        &["hv1.example.com", "hv2.example.com", "net1"],
+    ),
+    (
+        "servertype=vm ip6=ContainedBy(2001:db8::/120)",
+        &["vm1.example.com", "vm2.example.com"],
+    ),
+    ("servertype=vm ip6=2001:db8::2", &["vm2.example.com"]),
+    // macaddr
+    ("servertype=vm mac=52:54:00:00:00:02", &["vm2.example.com"]),
+    (
+        "servertype=vm mac=GreaterThan(52:54:00:00:00:01)",
+        &["vm2.example.com"],
+    ),
+    ("servertype=vm mac=Empty()", &["vm3.other"]),
+    // date / datetime
+    (
+        "servertype=vm installed=GreaterThan(2020-06-01)",
+        &["vm2.example.com"],
+    ),
+    ("servertype=vm installed=2020-01-01", &["vm1.example.com"]),
+    (
+        "servertype=vm seen=LessThan(2024-05-31T23:00:00Z)",
+        &["vm1.example.com", "vm2.example.com"],
+    ),
+    (
+        "servertype=vm seen=2024-05-31T22:00:00Z",
+        &["vm2.example.com"],
+    ),
+    // relation, reverse, supernet, domain, related via
+    (
+        "hypervisor=hv1.example.com",
+        &["vm1.example.com", "vm2.example.com"],
+    ),
+    ("hypervisor=Regexp(^hv2)", &["vm3.other"]),
+    ("hypervisor=Any(hv2.example.com nothere)", &["vm3.other"]),
+    (
+        "servertype=vm hypervisor=StartsWith(hv1)",
+        &["vm1.example.com", "vm2.example.com"],
+    ),
+    ("vms=vm3.other", &["hv2.example.com"]),
+    ("servertype=hypervisor vms=Empty()", &[]),
+    ("network=net1", &["vm1.example.com", "vm2.example.com"]),
+    ("servertype=vm network=Empty()", &["vm3.other"]),
+    (
+        "zone=example.com",
+        &[
+            "hv1.example.com",
+            "hv2.example.com",
+            "vm1.example.com",
+            "vm2.example.com",
+        ],
+    ),
+    (
+        "servertype=vm dc=ams",
+        &["vm1.example.com", "vm2.example.com"],
+    ),
+    ("dc=fra", &["hv2.example.com", "vm3.other"]),
+    // multi
+    ("tags=web", &["vm1.example.com"]),
+    ("tags=Any(db kvm)", &["hv1.example.com", "vm2.example.com"]),
+    ("tags=All(web prod)", &["vm1.example.com"]),
+    (
+        "servertype=vm tags=Not(web)",
+        &["vm2.example.com", "vm3.other"],
+    ),
+    ("servertype=vm tags=Empty()", &["vm3.other"]),
+    ("tags=StartsWith(pr)", &["vm1.example.com"]),
+    // special attributes, hostname forms
+    ("vm1.example.com", &["vm1.example.com"]),
+    ("vm.\\.example.*", &["vm1.example.com", "vm2.example.com"]),
+    (
+        "hostname=Regexp(^vm[23])",
+        &["vm2.example.com", "vm3.other"],
+    ),
+    (
+        "hostname=StartsWith(hv)",
+        &["hv1.example.com", "hv2.example.com"],
+    ),
+    (
+        "servertype=Any(route_network vlan_network)",
+        &["net1", "vlan1"],
+    ),
+    ("hostname=nothere", &[]),
+];
+
+pub fn filters_work_on_every_type(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let mut failures = Vec::new();
+    for (text, expected) in FILTER_CASES {
+        let got = query_text(&*store, text);
+        if got != *expected {
+            failures.push(format!("{text}: expected {expected:?}, got {got:?}"));
+        }
+    }
+    let id = id_of(&*store, "vm2.example.com");
+    let by_id = store
+        .query(&Query::filter(
+            "object_id",
+            herd_model::Filter::Equals(Value::number(id)),
+        ))
+        .unwrap();
+    if hostnames(&by_id) != ["vm2.example.com"] {
+        failures.push(format!("object_id={id}: got {:?}", hostnames(&by_id)));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+pub fn json_and_text_queries_agree(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let json: Query = serde_json::from_str(
+        r#"{"filters": {"servertype": "vm", "num_cpu": {"Any": [4, {"GreaterThan": 10}]},
+            "os": {"Not": {"Empty": null}}}, "restrict": null, "order_by": null}"#,
+    )
+    .unwrap();
+    let text = parse_query("servertype=vm num_cpu=Any(4 GreaterThan(10)) os=Not(Empty())").unwrap();
+    let a = store.query(&json).unwrap();
+    assert_eq!(hostnames(&a), ["vm1.example.com"]);
+    assert_eq!(a, store.query(&text).unwrap());
+    // Strings in JSON are typed against the schema.
+    let typed: Query = serde_json::from_str(
+        r#"{"filters": {"num_cpu": "8", "backup": "false", "servertype": "vm"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        hostnames(&store.query(&typed).unwrap()),
+        ["vm2.example.com"]
+    );
+}
+
+pub fn restrict_joins_relations(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let q: Query = serde_json::from_str(
+        r#"{"filters": {"hostname": "vm1.example.com"},
+            "restrict": ["hostname", {"hypervisor": ["hostname", "num_cpu", {"vms": ["hostname"]}]}]}"#,
+    )
+    .unwrap();
+    let got = serde_json::to_value(store.query(&q).unwrap()).unwrap();
+    let hv1 = id_of(&*store, "hv1.example.com");
+    let vm1 = id_of(&*store, "vm1.example.com");
+    let vm2 = id_of(&*store, "vm2.example.com");
+    assert_eq!(
+        got,
+        serde_json::json!([{
+            "object_id": vm1,
+            "hostname": "vm1.example.com",
+            "hypervisor": {"object_id": hv1, "hostname": "hv1.example.com", "num_cpu": 64,
+                "vms": [{"object_id": vm1, "hostname": "vm1.example.com"},
+                        {"object_id": vm2, "hostname": "vm2.example.com"}]}
+        }])
+    );
+    let q = Query {
+        restrict: Some(vec![Restrict::Attribute("os".into())]),
+        ..parse_query("servertype=vm num_cpu=16").unwrap()
+    };
+    let got = store.query(&q).unwrap();
+    assert_eq!(got[0].get("os"), Some(&Value::Null));
+    assert_eq!(got[0].fields.len(), 2, "object_id and os only: {got:?}");
+}
+
+pub fn order_by_sorts_then_object_id(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let q = Query {
+        order_by: vec!["num_cpu".into()],
+        ..parse_query("servertype=Any(vm hypervisor)").unwrap()
+    };
+    assert_eq!(
+        store
+            .query(&q)
+            .unwrap()
+            .iter()
+            .map(|o| o.hostname().unwrap().to_owned())
+            .collect::<Vec<_>>(),
+        [
+            "vm1.example.com",
+            "vm2.example.com",
+            "vm3.other",
+            "hv2.example.com",
+            "hv1.example.com"
+        ]
+    );
+    let ids: Vec<ObjectId> = store
+        .query(&parse_query("servertype=vm").unwrap())
+        .unwrap()
+        .iter()
+        .filter_map(Object::object_id)
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "without order_by, results come by object_id");
+}
+
+pub fn computed_attributes_follow_their_sources(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let vm3 = id_of(&*store, "vm3.other");
+    // Move vm3 to hv1: reverse and related-via attributes follow.
+    store
+        .commit(
+            &Commit {
+                changed: vec![Change::new(vm3).update(
+                    "hypervisor",
+                    "hv2.example.com".into(),
+                    "hv1.example.com".into(),
+                )],
+                ..Commit::default()
+            },
+            "test",
+        )
+        .unwrap();
+    assert_eq!(
+        get(&*store, "vm3.other").get("dc"),
+        Some(&Value::from("ams"))
+    );
+    assert_eq!(
+        get(&*store, "hv1.example.com").get("vms"),
+        Some(&Value::set(vec![
+            "vm1.example.com".into(),
+            "vm2.example.com".into(),
+            "vm3.other".into()
+        ]))
+    );
+    assert_eq!(
+        get(&*store, "hv2.example.com").get("vms"),
+        Some(&Value::Set(vec![]))
+    );
+    // Renaming the hypervisor shows through the relation (stored by id).
+    let hv1 = id_of(&*store, "hv1.example.com");
+    store
+        .commit(
+            &Commit {
+                changed: vec![Change::new(hv1).update(
+                    "hostname",
+                    "hv1.example.com".into(),
+                    "hv9.example.com".into(),
+                )],
+                ..Commit::default()
+            },
+            "test",
+        )
+        .unwrap();
+    assert_eq!(
+        get(&*store, "vm1.example.com").get("hypervisor"),
+        Some(&Value::from("hv9.example.com"))
+    );
+    // Computed attributes can not be written.
+    let v = validation(store.commit(
+        &Commit {
+            changed: vec![Change::new(vm3).update("dc", "ams".into(), "fra".into())],
+            ..Commit::default()
+        },
+        "test",
+    ));
+    assert_eq!((v.rule, v.attribute.as_deref()), ("readonly", Some("dc")));
+}
+
+pub fn query_errors_are_validation_errors(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    for text in [
+        "nope=1",
+        "backup=GreaterThan(1)",
+        "num_cpu=abc",
+        "os=Regexp([)",
+        "num_cpu=Overlaps(1)",
+        "os=ContainedOnlyBy(10.0.0.0/8)",
+    ] {
+        let q = parse_query(text).unwrap();
+        match store.query(&q) {
+            Err(StoreError::Validation(v)) => assert!(!v.message.is_empty(), "{text}"),
+            other => panic!("{text}: expected a validation error, got {other:?}"),
+        }
+    }
+    let q = Query {
+        restrict: Some(vec![Restrict::Related {
+            attribute: "os".into(),
+            restrict: vec![],
+        }]),
+        ..Query::default()
+    };
+    assert!(matches!(store.query(&q), Err(StoreError::Validation(_))));
+}
+
+pub fn commit_with_stale_old_value_is_refused_whole(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let vm1 = id_of(&*store, "vm1.example.com");
+    let vm2 = id_of(&*store, "vm2.example.com");
+    let stale = Commit {
+        changed: vec![
+            Change::new(vm2).update("num_cpu", Value::number(8), Value::number(9)),
+            Change::new(vm1).update("num_cpu", Value::number(3), Value::number(5)),
+        ],
+        created: vec![obj(
+            serde_json::json!({"hostname": "vm9", "servertype": "vm",
+            "intern_ip": "10.9.9.9", "hypervisor": "hv1.example.com", "owner": "x"}),
+        )],
+        ..Commit::default()
+    };
+    match store.commit(&stale, "test") {
+        Err(StoreError::Conflict(m)) => {
+            assert!(
+                m.contains("vm1.example.com") && m.contains("num_cpu"),
+                "{m}"
+            )
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        get(&*store, "vm2.example.com").get("num_cpu"),
+        Some(&Value::number(8))
+    );
+    assert!(query_text(&*store, "hostname=vm9").is_empty());
+    // Old values are compared after typing: "4" equals 4.
+    let ok = Commit {
+        changed: vec![Change::new(vm1).update("num_cpu", "4".into(), Value::number(6))],
+        ..Commit::default()
+    };
+    store.commit(&ok, "test").unwrap();
+    assert_eq!(
+        get(&*store, "vm1.example.com").get("num_cpu"),
+        Some(&Value::number(6))
+    );
+    // Deleting an object twice: the second is stale.
+    let del = Commit {
+        deleted: vec![vm2],
+        ..Commit::default()
+    };
+    store.commit(&del, "test").unwrap();
+    assert!(matches!(
+        store.commit(&del, "test"),
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+pub fn multi_add_and_remove(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let vm1 = id_of(&*store, "vm1.example.com");
+    let c = Commit {
+        changed: vec![Change::new(vm1).multi(
+            "tags",
+            vec!["new".into(), "web".into()],
+            vec!["prod".into(), "absent".into()],
+        )],
+        ..Commit::default()
+    };
+    store.commit(&c, "test").unwrap();
+    assert_eq!(
+        get(&*store, "vm1.example.com").get("tags"),
+        Some(&Value::set(vec!["new".into(), "web".into()]))
+    );
+    let v = validation(store.commit(
+        &Commit {
+            changed: vec![Change::new(vm1).multi("os", vec!["x".into()], vec![])],
+            ..Commit::default()
+        },
+        "test",
+    ));
+    assert_eq!(v.rule, "multi");
+}
+
+/// Two writers commit against the same `old` value, many rounds: exactly
+/// one wins each round, and the final state is exactly the winners'.
+pub fn no_lost_update_between_concurrent_writers(factory: &Factory) {
+    const ROUNDS: i64 = 200;
+    let store = factory();
+    fixture(&*store);
+    let vm1 = id_of(&*store, "vm1.example.com");
+    let barrier = Arc::new(Barrier::new(2));
+    let writers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|me| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut wins = Vec::new();
+                for round in 0..ROUNDS {
+                    let seen = get(&*store, "vm1.example.com")
+                        .get("num_cpu")
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    assert_eq!(
+                        seen,
+                        Value::number(4 + round),
+                        "both writers see the last round's result"
+                    );
+                    barrier.wait();
+                    let c = Commit {
+                        changed: vec![Change::new(vm1)
+                            .update("num_cpu", seen, Value::number(5 + round))
+                            .multi("tags", vec![format!("{me}{round}").into()], vec![])],
+                        ..Commit::default()
+                    };
+                    match store.commit(&c, me) {
+                        Ok(_) => wins.push(round),
+                        Err(StoreError::Conflict(_)) => {}
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                    barrier.wait();
+                }
+                wins
+            })
+        })
+        .collect();
+    let wins: Vec<Vec<i64>> = writers
+        .into_iter()
+        .map(|w| w.join().expect("writer thread"))
+        .collect();
+    let a: BTreeSet<i64> = wins[0].iter().copied().collect();
+    let b: BTreeSet<i64> = wins[1].iter().copied().collect();
+    assert_eq!(
+        a.len() + b.len(),
+        ROUNDS as usize,
+        "exactly one winner per round"
+    );
+    assert!(a.is_disjoint(&b));
+    let vm = get(&*store, "vm1.example.com");
+    assert_eq!(vm.get("num_cpu"), Some(&Value::number(4 + ROUNDS)));
+    let mut expected: Vec<Value> = vec!["prod".into(), "web".into()];
+    expected.extend(a.iter().map(|r| Value::from(format!("a{r}"))));
+    expected.extend(b.iter().map(|r| Value::from(format!("b{r}"))));
+    assert_eq!(vm.get("tags"), Some(&Value::set(expected)));
+    let history = store.object_history(vm1).unwrap();
+    assert_eq!(
+        history.len(),
+        1 + ROUNDS as usize,
+        "creation plus one entry per winner"
+    );
+}
+
+pub fn validation_rules_name_object_attribute_and_rule(factory: &Factory) {
+    use serde_json::json;
+    let store = factory();
+    fixture(&*store);
+    let vm1 = id_of(&*store, "vm1.example.com");
+    let create = |o: serde_json::Value| Commit {
+        created: vec![obj(o)],
+        ..Commit::default()
+    };
+    let base = |extra: serde_json::Value| {
+        let mut o = json!({"hostname": "new1", "servertype": "vm", "intern_ip": "10.5.0.1",
+            "hypervisor": "hv1.example.com", "owner": "x"});
+        if let (Some(m), serde_json::Value::Object(e)) = (o.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        create(o)
+    };
+    let cases: Vec<(Commit, &str, Option<&str>, &str)> = vec![
+        (
+            base(json!({"hostname": "Bad Name"})),
+            "Bad Name",
+            Some("hostname"),
+            "hostname",
+        ),
+        (
+            base(json!({"hostname": "vm1.example.com"})),
+            "vm1.example.com",
+            Some("hostname"),
+            "unique_hostname",
+        ),
+        (
+            base(json!({"intern_ip": "10.0.2.1"})),
+            "new1",
+            Some("intern_ip"),
+            "unique_ip",
+        ),
+        (
+            base(json!({"intern_ip": "10.5.0.0/24"})),
+            "new1",
+            Some("intern_ip"),
+            "ip_addr_type",
+        ),
+        (
+            base(json!({"os": "Bookworm 12"})),
+            "new1",
+            Some("os"),
+            "regexp",
+        ),
+        (
+            base(json!({"owner": null})),
+            "new1",
+            Some("owner"),
+            "required",
+        ),
+        (
+            base(json!({"num_cpu": "many"})),
+            "new1",
+            Some("num_cpu"),
+            "type",
+        ),
+        (
+            base(json!({"ip6": "10.0.0.1"})),
+            "new1",
+            Some("ip6"),
+            "type",
+        ),
+        (base(json!({"tags": "single"})), "", None, ""),
+        (
+            base(json!({"bogus": 1})),
+            "new1",
+            Some("bogus"),
+            "unknown_attribute",
+        ),
+        (
+            base(json!({"hypervisor": "nothere"})),
+            "new1",
+            Some("hypervisor"),
+            "relation",
+        ),
+        (
+            base(json!({"hypervisor": "vm1.example.com"})),
+            "new1",
+            Some("hypervisor"),
+            "relation",
+        ),
+        (
+            base(json!({"servertype": "nope"})),
+            "new1",
+            Some("servertype"),
+            "unknown_servertype",
+        ),
+        (
+            create(
+                json!({"hostname": "net2", "servertype": "route_network", "intern_ip": "10.0.128.0/17"}),
+            ),
+            "net2",
+            Some("intern_ip"),
+            "network_overlap",
+        ),
+        (
+            create(
+                json!({"hostname": "net3", "servertype": "route_network", "intern_ip": "10.0.0.0/8"}),
+            ),
+            "net3",
+            Some("intern_ip"),
+            "network_overlap",
+        ),
+        (
+            create(json!({"hostname": "dom", "servertype": "domain", "intern_ip": "10.0.0.1"})),
+            "dom",
+            Some("intern_ip"),
+            "ip_addr_type",
+        ),
+        (
+            Commit {
+                changed: vec![Change::new(vm1).update("serial", "s1".into(), "s2".into())],
+                ..Commit::default()
+            },
+            "vm1.example.com",
+            Some("serial"),
+            "readonly",
+        ),
+        (
+            Commit {
+                changed: vec![Change::new(vm1).update(
+                    "servertype",
+                    "vm".into(),
+                    "hypervisor".into(),
+                )],
+                ..Commit::default()
+            },
+            "vm1.example.com",
+            Some("servertype"),
+            "readonly",
+        ),
+    ];
+    for (commit, object, attribute, rule) in cases {
+        if rule.is_empty() {
+            // A single value for a multi attribute is a one-element set.
+            store.commit(&commit, "test").unwrap();
+            continue;
+        }
+        let v = validation(store.commit(&commit, "test"));
+        assert_eq!(
+            (v.object.as_deref(), v.attribute.as_deref(), v.rule),
+            (Some(object), attribute, rule),
+            "{v}"
+        );
+        assert!(
+            v.to_string().contains(object),
+            "message names the object: {v}"
+        );
+    }
+    // Networks of different servertypes may nest; load balancers share addresses.
+    commit_created(
+        &*store,
+        vec![
+            obj(
+                json!({"hostname": "vlan2", "servertype": "vlan_network", "intern_ip": "10.0.2.0/24"}),
+            ),
+            obj(json!({"hostname": "lb1", "servertype": "lb", "intern_ip": "10.0.2.1"})),
+            obj(json!({"hostname": "lb2", "servertype": "lb", "intern_ip": "10.0.2.1"})),
+        ],
+    );
+}
+
+pub fn deleting_a_referenced_object_is_refused(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let hv2 = id_of(&*store, "hv2.example.com");
+    let vm3 = id_of(&*store, "vm3.other");
+    let v = validation(store.commit(
+        &Commit {
+            deleted: vec![hv2],
+            ..Commit::default()
+        },
+        "test",
+    ));
+    assert_eq!(
+        (v.rule, v.object.as_deref()),
+        ("relation", Some("hv2.example.com"))
+    );
+    assert!(v.message.contains("vm3.other"), "{v}");
+    store
+        .commit(
+            &Commit {
+                deleted: vec![hv2, vm3],
+                ..Commit::default()
+            },
+            "test",
+        )
+        .unwrap();
+    assert!(query_text(&*store, "servertype=hypervisor hostname=hv2.example.com").is_empty());
+}
+
+pub fn history_records_every_commit(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let vm2 = id_of(&*store, "vm2.example.com");
+    let c1 = store
+        .commit(
+            &Commit {
+                changed: vec![Change::new(vm2)
+                    .update("os", "bullseye".into(), "bookworm".into())
+                    .multi("tags", vec!["x".into()], vec![])],
+                ..Commit::default()
+            },
+            "alice (key laptop)",
+        )
+        .unwrap();
+    let c2 = store
+        .commit(
+            &Commit {
+                deleted: vec![vm2],
+                ..Commit::default()
+            },
+            "bob",
+        )
+        .unwrap();
+    assert!(c2 > c1);
+    let history = store.object_history(vm2).unwrap();
+    let kinds: Vec<ChangeKind> = history.iter().map(|r| r.changes[0].kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ChangeKind::Created,
+            ChangeKind::Changed,
+            ChangeKind::Deleted
+        ]
+    );
+    assert_eq!(history[1].author, "alice (key laptop)");
+    assert_eq!(history[1].commit_id, c1);
+    let diff = &history[1].changes[0].attributes;
+    assert_eq!(diff["os"].old, Value::from("bullseye"));
+    assert_eq!(diff["os"].new, Value::from("bookworm"));
+    assert_eq!(diff["tags"].new, Value::set(vec!["db".into(), "x".into()]));
+    assert_eq!(diff.len(), 2, "only changed attributes: {diff:?}");
+    let created = &history[0].changes[0].attributes;
+    assert_eq!(created["hypervisor"].new, Value::from("hv1.example.com"));
+    assert_eq!(
+        history[2].changes[0].attributes["owner"].old,
+        Value::from("bob")
+    );
+    let record = store.commit_record(c2).unwrap();
+    assert_eq!((record.author.as_str(), record.changes.len()), ("bob", 1));
+    let fixture_commit = store.commit_record(history[0].commit_id).unwrap();
+    assert_eq!(
+        fixture_commit.changes.len(),
+        3,
+        "the fixture created three VMs in one commit"
+    );
+    let recent = store.recent_commits(2).unwrap();
+    assert_eq!(
+        recent.iter().map(|r| r.commit_id).collect::<Vec<_>>(),
+        [c2, c1]
+    );
+    assert!(matches!(
+        store.commit_record(c2 + 100),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.object_history(999_999),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub fn servertype_update_drops_removed_attribute_values(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let mut hv = store.schema().unwrap().servertypes["hypervisor"].clone();
+    hv.attributes.retain(|a| a.attribute_id != "tags");
+    schema_change(&*store, SchemaChange::UpdateServertype { servertype: hv });
+    let hv1 = get(&*store, "hv1.example.com");
+    assert_eq!(hv1.get("tags"), None);
+    assert!(query_text(&*store, "tags=kvm").is_empty());
+    let v = store.change_schema(&SchemaChange::DeleteServertype {
+        servertype_id: "hypervisor".into(),
+    });
+    assert!(
+        matches!(v, Err(StoreError::Validation(_))),
+        "servertype with objects: {v:?}"
+    );
+    let _ = AttributeChange::New { new: Value::Null };
+}

@@ -1,0 +1,604 @@
+//! The in-memory projection of the SQLite file that queries run on: every
+//! object, one ordered index per stored attribute, and the derived
+//! (computed, related-via) attributes.
+//!
+//! The file is the source of truth; the dataset is rebuilt from it on start
+//! and changed only after a commit is durable, by the single writer.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use herd_model::compile::Comparison;
+use herd_model::{
+    AttributeType, CompiledQuery, IpAddrType, MatchContext, Matcher, Number, Object, ObjectId,
+    Restrict, Schema, Value,
+};
+use ipnet::IpNet;
+use regex::Regex;
+
+/// One object as stored: relations hold `Number(object_id)`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Obj {
+    pub id: ObjectId,
+    pub hostname: String,
+    pub servertype: Arc<str>,
+    /// `Null` or `Inet`.
+    pub intern_ip: Value,
+    /// Stored (not computed) attributes with a value; multi ones as `Set`.
+    pub attrs: BTreeMap<Arc<str>, Value>,
+}
+
+type Index = BTreeMap<Value, Vec<ObjectId>>;
+
+/// Per-servertype facts derived from the schema.
+#[derive(Debug, Default)]
+pub(crate) struct ServertypeInfo {
+    pub ip_addr_type: IpAddrType,
+    /// Attribute id → `related_via_attribute`.
+    pub attributes: HashMap<String, Option<String>>,
+    /// Attribute ids in schema order.
+    pub order: Vec<String>,
+}
+
+pub(crate) struct Dataset {
+    pub schema: Schema,
+    pub servertypes: HashMap<String, ServertypeInfo>,
+    /// Compiled attribute `regexp`s.
+    pub regexes: HashMap<String, Regex>,
+    /// Attributes that some servertype takes from a related object: their
+    /// stored index does not cover every object.
+    pub related_via_targets: HashSet<String>,
+    pub attr_keys: HashMap<String, Arc<str>>,
+    pub objects: BTreeMap<ObjectId, Obj>,
+    pub hostnames: HashMap<String, ObjectId>,
+    /// Keyed by `hostname`, `servertype`, `intern_ip` and stored attribute ids.
+    pub indexes: HashMap<String, Index>,
+    pub next_id: ObjectId,
+}
+
+/// Join and related-via chains stop here.
+const MAX_RELATION_DEPTH: usize = 8;
+
+impl Dataset {
+    pub fn new(schema: Schema, objects: BTreeMap<ObjectId, Obj>) -> Result<Dataset, String> {
+        let mut d = Dataset {
+            schema: Schema::default(),
+            servertypes: HashMap::new(),
+            regexes: HashMap::new(),
+            related_via_targets: HashSet::new(),
+            attr_keys: HashMap::new(),
+            next_id: objects.keys().next_back().map_or(1, |id| id + 1),
+            objects: BTreeMap::new(),
+            hostnames: HashMap::new(),
+            indexes: HashMap::new(),
+        };
+        d.set_schema(schema)?;
+        for obj in objects.into_values() {
+            d.insert(obj);
+        }
+        Ok(d)
+    }
+
+    /// Replaces the schema and everything derived from it.
+    pub fn set_schema(&mut self, schema: Schema) -> Result<(), String> {
+        let mut regexes = HashMap::new();
+        for a in schema.attributes.values() {
+            if let Some(re) = herd_model::validate::attribute_regex(a)
+                .map_err(|e| format!("attribute {}: {}", a.attribute_id, e.message))?
+            {
+                regexes.insert(a.attribute_id.clone(), re);
+            }
+            self.attr_keys
+                .entry(a.attribute_id.clone())
+                .or_insert_with_key(|k| k.as_str().into());
+        }
+        let mut servertypes = HashMap::new();
+        let mut related_via_targets = HashSet::new();
+        for s in schema.servertypes.values() {
+            let mut info = ServertypeInfo {
+                ip_addr_type: s.ip_addr_type,
+                ..ServertypeInfo::default()
+            };
+            for a in &s.attributes {
+                if a.related_via_attribute.is_some() {
+                    related_via_targets.insert(a.attribute_id.clone());
+                }
+                info.attributes
+                    .insert(a.attribute_id.clone(), a.related_via_attribute.clone());
+                info.order.push(a.attribute_id.clone());
+            }
+            servertypes.insert(s.servertype_id.clone(), info);
+        }
+        self.schema = schema;
+        self.regexes = regexes;
+        self.servertypes = servertypes;
+        self.related_via_targets = related_via_targets;
+        Ok(())
+    }
+
+    pub fn key(&self, attribute: &str) -> Arc<str> {
+        self.attr_keys
+            .get(attribute)
+            .cloned()
+            .unwrap_or_else(|| attribute.into())
+    }
+
+    fn index_entries(obj: &Obj) -> impl Iterator<Item = (&str, Cow<'_, Value>)> {
+        let fixed = [
+            ("hostname", Cow::Owned(Value::String(obj.hostname.clone()))),
+            (
+                "servertype",
+                Cow::Owned(Value::String(obj.servertype.to_string())),
+            ),
+            ("intern_ip", Cow::Borrowed(&obj.intern_ip)),
+        ];
+        let attrs = obj.attrs.iter().flat_map(|(k, v)| {
+            let items: Vec<&Value> = match v {
+                Value::Set(items) => items.iter().collect(),
+                single => vec![single],
+            };
+            items.into_iter().map(move |i| (&**k, Cow::Borrowed(i)))
+        });
+        fixed.into_iter().chain(attrs).filter(|(_, v)| !v.is_null())
+    }
+
+    /// Adds an object (new or replacing one removed before).
+    pub fn insert(&mut self, obj: Obj) {
+        for (attr, value) in Self::index_entries(&obj) {
+            let ids = self
+                .indexes
+                .entry(attr.to_owned())
+                .or_default()
+                .entry(value.into_owned())
+                .or_default();
+            if let Err(pos) = ids.binary_search(&obj.id) {
+                ids.insert(pos, obj.id);
+            }
+        }
+        self.hostnames.insert(obj.hostname.clone(), obj.id);
+        self.next_id = self.next_id.max(obj.id + 1);
+        self.objects.insert(obj.id, obj);
+    }
+
+    pub fn remove(&mut self, id: ObjectId) -> Option<Obj> {
+        let obj = self.objects.remove(&id)?;
+        for (attr, value) in Self::index_entries(&obj) {
+            if let Some(index) = self.indexes.get_mut(attr) {
+                if let Some(ids) = index.get_mut(&*value) {
+                    if let Ok(pos) = ids.binary_search(&id) {
+                        ids.remove(pos);
+                    }
+                    if ids.is_empty() {
+                        index.remove(&*value);
+                    }
+                }
+            }
+        }
+        if self.hostnames.get(&obj.hostname) == Some(&id) {
+            self.hostnames.remove(&obj.hostname);
+        }
+        Some(obj)
+    }
+
+    /// Ids whose indexed `attribute` equals `value` exactly.
+    pub fn lookup(&self, attribute: &str, value: &Value) -> &[ObjectId] {
+        self.indexes
+            .get(attribute)
+            .and_then(|i| i.get(value))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The value of any attribute of an object as queries see it
+    /// (relations as hostnames, computed attributes computed); `None` if
+    /// the object's servertype does not have the attribute.
+    pub fn view<'a>(&'a self, obj: &'a Obj, attribute: &str) -> Option<Cow<'a, Value>> {
+        self.view_at(obj, attribute, 0)
+    }
+
+    fn view_at<'a>(
+        &'a self,
+        obj: &'a Obj,
+        attribute: &str,
+        depth: usize,
+    ) -> Option<Cow<'a, Value>> {
+        match attribute {
+            "object_id" => return Some(Cow::Owned(Value::number(obj.id))),
+            "hostname" => return Some(Cow::Owned(Value::String(obj.hostname.clone()))),
+            "servertype" => return Some(Cow::Owned(Value::String(obj.servertype.to_string()))),
+            "intern_ip" => return Some(Cow::Borrowed(&obj.intern_ip)),
+            _ => {}
+        }
+        let via = self
+            .servertypes
+            .get(&*obj.servertype)?
+            .attributes
+            .get(attribute)?;
+        let def = self.schema.attributes.get(attribute)?;
+        let empty = || {
+            Cow::Owned(if def.is_multi() {
+                Value::Set(Vec::new())
+            } else {
+                Value::Null
+            })
+        };
+        if let Some(via) = via {
+            if depth >= MAX_RELATION_DEPTH {
+                return Some(empty());
+            }
+            let related = self.related_ids(obj, via, depth + 1);
+            return Some(
+                related
+                    .first()
+                    .and_then(|id| self.objects.get(id))
+                    .and_then(|o| self.view_at(o, attribute, depth + 1))
+                    .unwrap_or_else(empty),
+            );
+        }
+        Some(match def.attribute_type {
+            AttributeType::Relation
+            | AttributeType::Reverse
+            | AttributeType::Supernet
+            | AttributeType::Domain => {
+                let names: Vec<Value> = self
+                    .related_ids(obj, attribute, depth)
+                    .iter()
+                    .filter_map(|id| self.objects.get(id))
+                    .map(|o| Value::String(o.hostname.clone()))
+                    .collect();
+                if def.is_multi() {
+                    Cow::Owned(Value::set(names))
+                } else {
+                    Cow::Owned(names.into_iter().next().unwrap_or(Value::Null))
+                }
+            }
+            _ => obj.attrs.get(attribute).map_or_else(empty, Cow::Borrowed),
+        })
+    }
+
+    /// The objects a relation-like attribute points at.
+    pub fn related_ids(&self, obj: &Obj, attribute: &str, depth: usize) -> Vec<ObjectId> {
+        let Some(def) = self.schema.attributes.get(attribute) else {
+            return Vec::new();
+        };
+        if depth > MAX_RELATION_DEPTH {
+            return Vec::new();
+        }
+        match def.attribute_type {
+            AttributeType::Relation => match obj.attrs.get(attribute) {
+                Some(Value::Set(items)) => items.iter().filter_map(as_id).collect(),
+                Some(v) => as_id(v).into_iter().collect(),
+                None => Vec::new(),
+            },
+            AttributeType::Reverse => match &def.reversed_attribute {
+                Some(rel) => self.lookup(rel, &Value::number(obj.id)).to_vec(),
+                None => Vec::new(),
+            },
+            AttributeType::Supernet => {
+                let target = def.target_servertype.as_deref();
+                let mut addresses: Vec<IpNet> = Vec::new();
+                if let Value::Inet(n) = &obj.intern_ip {
+                    addresses.push(*n);
+                }
+                for (k, v) in &obj.attrs {
+                    if self.schema.attribute_type(k) == Some(AttributeType::Inet) {
+                        match v {
+                            Value::Inet(n) => addresses.push(*n),
+                            Value::Set(items) => {
+                                addresses.extend(items.iter().filter_map(|i| match i {
+                                    Value::Inet(n) => Some(*n),
+                                    _ => None,
+                                }))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                let family_ok = |n: &IpNet| match def.inet_address_family {
+                    Some(herd_model::InetFamily::Ipv4) => n.addr().is_ipv4(),
+                    Some(herd_model::InetFamily::Ipv6) => n.addr().is_ipv6(),
+                    None => true,
+                };
+                addresses
+                    .iter()
+                    .filter(|n| family_ok(n))
+                    .find_map(|n| self.network_containing(n, target, obj.id))
+                    .into_iter()
+                    .collect()
+            }
+            AttributeType::Domain => {
+                let target = def.target_servertype.as_deref();
+                let mut rest = obj.hostname.as_str();
+                while let Some((_, suffix)) = rest.split_once('.') {
+                    if let Some(id) = self.hostnames.get(suffix) {
+                        let o = &self.objects[id];
+                        if target.is_none_or(|t| *o.servertype == *t) {
+                            return vec![*id];
+                        }
+                    }
+                    rest = suffix;
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The smallest network object (of `servertype`, if given) whose
+    /// `intern_ip` contains `net`, other than object `except`.
+    pub fn network_containing(
+        &self,
+        net: &IpNet,
+        servertype: Option<&str>,
+        except: ObjectId,
+    ) -> Option<ObjectId> {
+        (0..=net.prefix_len()).rev().find_map(|p| {
+            let candidate = IpNet::new(net.addr(), p).ok()?.trunc();
+            self.lookup("intern_ip", &Value::Inet(candidate))
+                .iter()
+                .copied()
+                .find(|id| {
+                    *id != except
+                        && self.objects.get(id).is_some_and(|o| {
+                            servertype.is_none_or(|s| *o.servertype == *s)
+                                && self.is_network_type(&o.servertype)
+                        })
+                })
+        })
+    }
+
+    pub fn is_network_type(&self, servertype: &str) -> bool {
+        self.servertypes
+            .get(servertype)
+            .is_some_and(|s| s.ip_addr_type == IpAddrType::Network)
+    }
+
+    fn indexable(&self, attribute: &str) -> bool {
+        match attribute {
+            "hostname" | "servertype" | "intern_ip" => true,
+            "object_id" => false,
+            a => {
+                !self.related_via_targets.contains(a)
+                    && self
+                        .schema
+                        .attribute_type(a)
+                        .is_some_and(|t| !t.is_computed())
+            }
+        }
+    }
+
+    /// The index key for a typed filter literal (relations: the object id).
+    fn index_key(&self, attribute: &str, value: &Value) -> Option<Value> {
+        if self.schema.attribute_type(attribute) == Some(AttributeType::Relation) {
+            let Value::String(h) = value else { return None };
+            return Some(Value::number(*self.hostnames.get(h)?));
+        }
+        Some(value.clone())
+    }
+
+    /// Ids the index yields for a matcher: `None` if it can not use the
+    /// index, `Some(Err(()))` if there are more than `cap`.
+    fn scan(&self, attribute: &str, m: &Matcher, cap: usize) -> Option<Result<Vec<ObjectId>, ()>> {
+        if attribute == "object_id" {
+            return match m {
+                Matcher::Equals(Value::Number(n)) => Some(Ok(n
+                    .as_i64()
+                    .filter(|id| self.objects.contains_key(id))
+                    .into_iter()
+                    .collect())),
+                _ => None,
+            };
+        }
+        if !self.indexable(attribute) {
+            return None;
+        }
+        let index = self.indexes.get(attribute);
+        let empty = Index::new();
+        let index = index.unwrap_or(&empty);
+        let collect = |range: &mut dyn Iterator<Item = (&Value, &Vec<ObjectId>)>| {
+            let mut out = Vec::new();
+            for (_, ids) in range {
+                out.extend_from_slice(ids);
+                if out.len() > cap {
+                    return Err(());
+                }
+            }
+            Ok(out)
+        };
+        let ty = self.schema.attribute_type(attribute)?;
+        match m {
+            Matcher::Equals(Value::Set(_)) => None,
+            Matcher::Equals(v) => {
+                let ids = self
+                    .index_key(attribute, v)
+                    .and_then(|k| index.get(&k))
+                    .map_or(&[][..], Vec::as_slice);
+                Some(if ids.len() > cap {
+                    Err(())
+                } else {
+                    Ok(ids.to_vec())
+                })
+            }
+            Matcher::Any(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    match self.scan(attribute, item, cap.saturating_sub(out.len()))? {
+                        Ok(ids) => out.extend(ids),
+                        Err(()) => return Some(Err(())),
+                    }
+                }
+                Some(Ok(out))
+            }
+            Matcher::All(items) => {
+                let mut best: Option<Result<Vec<ObjectId>, ()>> = None;
+                let mut cap = cap;
+                for item in items {
+                    if let Some(Ok(ids)) = self.scan(attribute, item, cap) {
+                        cap = ids.len();
+                        best = Some(Ok(ids));
+                    } else if best.is_none() && self.scan(attribute, item, cap).is_some() {
+                        best = Some(Err(()));
+                    }
+                }
+                best
+            }
+            Matcher::Regexp(_) | Matcher::StartsWith(_) if matches!(ty, AttributeType::String) => {
+                let prefix = m.literal_prefix()?;
+                let start = Value::String(prefix.clone());
+                let mut range = index
+                    .range((Bound::Included(&start), Bound::Unbounded))
+                    .take_while(|(k, _)| matches!(k, Value::String(s) if s.starts_with(&prefix)));
+                Some(collect(&mut range))
+            }
+            Matcher::Compare(op, v) if ty != AttributeType::Relation => {
+                let bounds = match op {
+                    Comparison::GreaterThan => (Bound::Excluded(v), Bound::Unbounded),
+                    Comparison::GreaterThanOrEquals => (Bound::Included(v), Bound::Unbounded),
+                    Comparison::LessThan => (Bound::Unbounded, Bound::Excluded(v)),
+                    Comparison::LessThanOrEquals => (Bound::Unbounded, Bound::Included(v)),
+                };
+                let mut range = index.range::<Value, _>(bounds);
+                Some(collect(&mut range))
+            }
+            Matcher::ContainedByNet(net) | Matcher::ContainedOnlyBy(net) => {
+                let lo = Value::Inet(IpNet::new(net.network(), 0).ok()?);
+                let hi = Value::Inet(IpNet::new(net.broadcast(), net.max_prefix_len()).ok()?);
+                let mut range = index.range(lo..=hi);
+                Some(collect(&mut range))
+            }
+            _ => None,
+        }
+    }
+
+    /// Runs a compiled query.
+    pub fn query(&self, q: &CompiledQuery) -> Vec<Object> {
+        let mut best: Option<Vec<ObjectId>> = None;
+        // Cheap exact-match filters first, so later scans have a small cap.
+        let mut order: Vec<&(String, Matcher)> = q.filters.iter().collect();
+        order.sort_by_key(|(_, m)| !matches!(m, Matcher::Equals(_)));
+        for (attribute, m) in order {
+            let cap = best
+                .as_ref()
+                .map_or(usize::MAX, |b| b.len().saturating_sub(1));
+            if let Some(Ok(ids)) = self.scan(attribute, m, cap) {
+                best = Some(ids);
+            }
+        }
+        let matches = |obj: &Obj| {
+            q.filters.iter().all(|(attribute, m)| {
+                self.view(obj, attribute)
+                    .is_some_and(|v| m.matches(&v, self))
+            })
+        };
+        let mut found: Vec<&Obj> = match best {
+            Some(mut ids) => {
+                ids.sort_unstable();
+                ids.dedup();
+                ids.iter()
+                    .filter_map(|id| self.objects.get(id))
+                    .filter(|o| matches(o))
+                    .collect()
+            }
+            None => self.objects.values().filter(|o| matches(o)).collect(),
+        };
+        if !q.order_by.is_empty() {
+            found.sort_by_cached_key(|o| {
+                q.order_by
+                    .iter()
+                    .map(|a| self.view(o, a).map(Cow::into_owned).unwrap_or(Value::Null))
+                    .collect::<Vec<_>>()
+            });
+        }
+        found
+            .into_iter()
+            .map(|o| self.render(o, q.restrict.as_deref(), 0))
+            .collect()
+    }
+
+    /// An object as a query returns it.
+    pub fn render(&self, obj: &Obj, restrict: Option<&[Restrict]>, depth: usize) -> Object {
+        let mut fields = BTreeMap::new();
+        fields.insert("object_id".to_owned(), Value::number(obj.id));
+        let Some(restrict) = restrict else {
+            for a in ["hostname", "servertype", "intern_ip"] {
+                if let Some(v) = self.view(obj, a) {
+                    fields.insert(a.to_owned(), v.into_owned());
+                }
+            }
+            if let Some(info) = self.servertypes.get(&*obj.servertype) {
+                for a in &info.order {
+                    if let Some(v) = self.view(obj, a) {
+                        fields.insert(a.clone(), v.into_owned());
+                    }
+                }
+            }
+            return Object { fields };
+        };
+        for r in restrict {
+            match r {
+                Restrict::Attribute(a) => {
+                    if let Some(v) = self.view(obj, a) {
+                        fields.insert(a.clone(), v.into_owned());
+                    }
+                }
+                Restrict::Related {
+                    attribute,
+                    restrict,
+                } => {
+                    if self.view(obj, attribute).is_none() {
+                        continue;
+                    }
+                    let related: Vec<Value> = if depth >= MAX_RELATION_DEPTH {
+                        Vec::new()
+                    } else {
+                        self.related_ids(obj, attribute, 0)
+                            .iter()
+                            .filter_map(|id| self.objects.get(id))
+                            .map(|o| {
+                                Value::Object(Box::new(self.render(o, Some(restrict), depth + 1)))
+                            })
+                            .collect()
+                    };
+                    let value = if self.schema.is_multi(attribute) {
+                        Value::set(related)
+                    } else {
+                        related.into_iter().next().unwrap_or(Value::Null)
+                    };
+                    fields.insert(attribute.clone(), value);
+                }
+            }
+        }
+        Object { fields }
+    }
+}
+
+impl MatchContext for Dataset {
+    fn network_between(&self, inner: &IpNet, outer: &IpNet) -> bool {
+        if inner.addr().is_ipv4() != outer.addr().is_ipv4() {
+            return false;
+        }
+        (outer.prefix_len() + 1..inner.prefix_len()).any(|p| {
+            IpNet::new(inner.addr(), p).is_ok_and(|n| {
+                self.lookup("intern_ip", &Value::Inet(n.trunc()))
+                    .iter()
+                    .any(|id| {
+                        self.objects
+                            .get(id)
+                            .is_some_and(|o| self.is_network_type(&o.servertype))
+                    })
+            })
+        })
+    }
+}
+
+pub(crate) fn as_id(v: &Value) -> Option<ObjectId> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+pub(crate) fn id_value(id: ObjectId) -> Value {
+    Value::Number(Number::from_i64(id))
+}
