@@ -5,7 +5,9 @@ use herd_store::auth::{AclGroup, AttributeMode, AuthStore, StoredKey, StoredToke
 use herd_store::StoreError;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::SqliteStore;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS auth_users (
@@ -51,24 +53,58 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA).map_err(internal)
 }
 
-/// [`AuthStore`] over one SQLite connection.
+/// [`AuthStore`] over SQLite: either sharing the inventory store's
+/// connection (what `herd serve` does: the inventory holds the file
+/// exclusively) or with a connection of its own (tools and tests, when no
+/// server has the file open).
 pub struct SqliteAuthStore {
-    conn: Mutex<Connection>,
+    conn: Conn,
+}
+
+enum Conn {
+    Own(Mutex<Connection>),
+    Shared(Arc<SqliteStore>),
 }
 
 impl SqliteAuthStore {
-    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Opens (creating if needed) the database at `path` with a connection
+    /// of its own, and migrates the auth tables.
     pub fn open(path: &Path) -> Result<SqliteAuthStore, StoreError> {
+        let busy = |e: rusqlite::Error| {
+            if matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked)
+            {
+                StoreError::Internal(format!(
+                    "{} is in use by a running `herd serve`, which holds it exclusively: stop the server to manage users on the file",
+                    path.display()
+                ))
+            } else {
+                internal(e)
+            }
+        };
         let conn = Connection::open(path).map_err(internal)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
+        conn.busy_timeout(std::time::Duration::from_secs(2))
             .map_err(internal)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
         )
-        .map_err(internal)?;
-        migrate(&conn)?;
+        .map_err(busy)?;
+        conn.execute_batch(SCHEMA).map_err(busy)?;
         Ok(SqliteAuthStore {
-            conn: Mutex::new(conn),
+            conn: Conn::Own(Mutex::new(conn)),
+        })
+    }
+
+    /// The auth tables in the inventory store's own database, over its
+    /// connection.
+    pub fn shared(store: Arc<SqliteStore>) -> Result<SqliteAuthStore, StoreError> {
+        {
+            let conn = store.conn()?;
+            conn.execute_batch("PRAGMA foreign_keys=ON;")
+                .map_err(internal)?;
+            migrate(&conn)?;
+        }
+        Ok(SqliteAuthStore {
+            conn: Conn::Shared(store),
         })
     }
 
@@ -76,11 +112,18 @@ impl SqliteAuthStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::Internal("auth store lock poisoned".into()))?;
-        f(&mut conn)
+        match &self.conn {
+            Conn::Own(conn) => {
+                let mut conn = conn
+                    .lock()
+                    .map_err(|_| StoreError::Internal("auth store lock poisoned".into()))?;
+                f(&mut conn)
+            }
+            Conn::Shared(store) => {
+                let mut conn = store.conn()?;
+                f(&mut conn)
+            }
+        }
     }
 }
 
@@ -560,6 +603,19 @@ mod tests {
         let b = SqliteAuthStore::open(&dir.path().join("herd.db")).unwrap();
         assert!(a.remember_nonce("shared", 100, 0).unwrap());
         assert!(!b.remember_nonce("shared", 100, 0).unwrap());
+    }
+
+    #[test]
+    fn auth_tables_live_beside_the_inventory_over_its_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let inventory = Arc::new(SqliteStore::open(&dir.path().join("herd.db")).unwrap());
+        let s = SqliteAuthStore::shared(inventory.clone()).unwrap();
+        s.add_user(&user("alice")).unwrap();
+        assert!(s.remember_nonce("n", 10, 0).unwrap());
+        drop(s);
+        let again = SqliteAuthStore::shared(inventory).unwrap();
+        assert_eq!(again.users().unwrap(), vec![user("alice")]);
+        assert!(!again.remember_nonce("n", 10, 0).unwrap());
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! containment, the most selective filter first) under a read lock, so
 //! they never wait for the disk. Commits are serialized by one writer: plan
 //! and validate against the dataset, write one SQLite transaction, then
-//! swap the new objects in. The file is opened in exclusive locking mode,
-//! so a second process can not change it behind the dataset's back.
+//! swap the new objects in. A lock file (`<db>.lock`) keeps a second
+//! process from opening the store and changing the file behind the
+//! dataset's back; other connections of this process (the auth store) may
+//! share the file.
 
 pub mod auth;
 mod dataset;
@@ -37,6 +39,8 @@ pub struct SqliteStore {
     /// The writer; also serves history reads.
     conn: Mutex<Connection>,
     data: RwLock<Dataset>,
+    /// Held (locked) for the store's lifetime.
+    _lock: std::fs::File,
 }
 
 fn internal(context: &str, path: &Path, e: rusqlite::Error) -> StoreError {
@@ -57,9 +61,8 @@ impl SqliteStore {
     /// Opens the file, creating and migrating it if needed, and loads every
     /// object into memory.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let lock = lock_file(path)?;
         let mut conn = sql::open(path).map_err(|e| internal("opening the database", path, e))?;
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-            .map_err(|e| internal("locking the database", path, e))?;
         sql::migrate(&mut conn).map_err(|e| internal("migrating the database", path, e))?;
         let data =
             sql::load_dataset(&conn).map_err(|e| internal("loading the database", path, e))?;
@@ -67,6 +70,7 @@ impl SqliteStore {
             path: path.to_owned(),
             conn: Mutex::new(conn),
             data: RwLock::new(data),
+            _lock: lock,
         })
     }
 
@@ -105,6 +109,37 @@ impl SqliteStore {
     fn sql_error(&self, context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         let context = context.to_owned();
         move |e| internal(&context, &self.path, e)
+    }
+}
+
+/// Takes the exclusive lock on `<db>.lock`, so one process at a time
+/// serves a database file.
+#[allow(clippy::incompatible_msrv)] // File::try_lock: Rust 1.89; the toolchain is newer.
+fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            StoreError::Internal(format!(
+                "can not create the lock file {}: {e}; check the directory's permissions",
+                lock_path.display()
+            ))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Internal(format!(
+            "{} is in use by another process (another herd serve?): stop it or use another --db",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Internal(format!(
+            "can not lock {}: {e}",
+            lock_path.display()
+        ))),
     }
 }
 
