@@ -32,6 +32,14 @@ pub struct VmSpec {
     pub accel: Option<Accel>,
 }
 
+/// What creating a VM will do: the volume, then the domain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VmPlan {
+    pub pool: String,
+    pub volume: VolumeSpec,
+    pub domain: DomainSpec,
+}
+
 /// How to stop a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -432,10 +440,10 @@ impl Hypervisor {
         }
     }
 
-    /// Create a VM: its disk as a sparse volume in `spec.pool`, then the
-    /// domain, defined persistently (not started). Every check runs before
-    /// anything is created; if defining fails the volume is deleted again.
-    pub fn create_vm(&self, spec: &VmSpec) -> Result<DomainFacts, VirtError> {
+    /// Check a new VM against the host without changing anything: the name
+    /// is free, the network exists, the acceleration is available, the pool
+    /// is active with room for the disk, and no volume has the disk's name.
+    pub fn plan_vm(&self, spec: &VmSpec) -> Result<VmPlan, VirtError> {
         check::name(&spec.name)?;
         if self.domain_exists(&spec.name)? {
             return Err(VirtError::DomainExists {
@@ -453,23 +461,46 @@ impl Hypervisor {
             capacity: spec.disk,
             format: spec.format,
         };
-        let vol = self.create_volume(&spec.pool, &volume)?;
-        let dom = DomainSpec {
+        let p = self.lookup_pool(&spec.pool)?;
+        if p.is_active().unwrap_or(false) {
+            // Free space as of now, not as of the last refresh.
+            p.refresh(0)
+                .map_err(self.fail(format!("refresh pool {}", spec.pool)))?;
+        }
+        let pool = self.pool_facts(&p)?;
+        let exists = p.lookup_storage_vol_by_name(&volume.name).is_ok();
+        check::volume_fits(&self.uri, &pool, &volume, exists, "vda")?;
+        let domain = DomainSpec {
             name: spec.name.clone(),
             domain_type,
             memory: spec.memory,
             vcpus: spec.vcpus,
             disks: vec![xml::DiskSpec {
                 target: "vda".to_string(),
-                path: vol.path.clone(),
+                path: format!("{}/{}", pool.path.trim_end_matches('/'), volume.name),
                 format: spec.format,
             }],
             nic: spec.nic.clone(),
         };
-        match self.define(&dom) {
+        Ok(VmPlan {
+            pool: spec.pool.clone(),
+            volume,
+            domain,
+        })
+    }
+
+    /// Create a VM: its disk as a sparse volume in `spec.pool`, then the
+    /// domain, defined persistently (not started). Every check
+    /// ([`Hypervisor::plan_vm`]) runs before anything is created; if
+    /// defining fails the volume is deleted again.
+    pub fn create_vm(&self, spec: &VmSpec) -> Result<DomainFacts, VirtError> {
+        let mut plan = self.plan_vm(spec)?;
+        let vol = self.create_volume(&plan.pool, &plan.volume)?;
+        plan.domain.disks[0].path = vol.path.clone();
+        match self.define(&plan.domain) {
             Ok(facts) => Ok(facts),
             Err(e) => {
-                let _ = self.delete_volume(&spec.pool, &vol.name);
+                let _ = self.delete_volume(&plan.pool, &vol.name);
                 Err(e)
             }
         }

@@ -33,7 +33,7 @@ pub use facts::{
     Accel, DiskFacts, DomainFacts, DomainState, HostFacts, NetworkFacts, NicFacts, PoolFacts,
     VolumeFacts,
 };
-pub use hypervisor::{Deleted, Hypervisor, Stop, VmSpec};
+pub use hypervisor::{Deleted, Hypervisor, Stop, VmPlan, VmSpec};
 pub use size::{format_size, parse_size};
 pub use uri::LibvirtUri;
 pub use xml::{DomainSpec, DomainType, Nic, VolumeFormat, VolumeSpec};
