@@ -36,8 +36,18 @@ pub fn run(_global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(code) = herd_mode(&rest)? {
         return Ok(code);
     }
+    // herd extension: a default config and save directory other than
+    // /etc/config and /tmp/.uci (commit keeps working, unlike `-P`).
+    let mut cli = herd_uci::cli::Cli::default();
+    if let Some(dir) = std::env::var_os("HERD_UCI_CONFDIR") {
+        cli.store.confdir = dir.into();
+    }
+    if let Some(dir) = std::env::var_os("HERD_UCI_SAVEDIR") {
+        cli.store.savedir = dir.into();
+    }
     let stdin = std::io::stdin();
-    let code = herd_uci::cli::main(
+    let code = herd_uci::cli::main_with(
+        cli,
         &rest,
         &mut stdin.lock(),
         &mut std::io::stdout(),
