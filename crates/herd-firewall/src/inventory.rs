@@ -20,7 +20,10 @@ type Object = Map<String, Value>;
 pub fn policy_from_objects(hostname: &str, objects: &[Object]) -> Result<Policy, Vec<PolicyError>> {
     let router_obj = objects
         .iter()
-        .find(|o| str_attr(o, "hostname") == Some(hostname) && str_attr(o, "servertype") == Some(ROUTER_SERVERTYPE))
+        .find(|o| {
+            str_attr(o, "hostname") == Some(hostname)
+                && str_attr(o, "servertype") == Some(ROUTER_SERVERTYPE)
+        })
         .ok_or_else(|| vec![PolicyError::NoRouter(hostname.to_string())])?;
     let mut errors = Vec::new();
     let router = router_from(router_obj, &mut errors);
@@ -63,7 +66,9 @@ pub fn objects_from_json(text: &str) -> Result<Vec<Object>, String> {
 }
 
 fn name_of(o: &Object) -> String {
-    str_attr(o, "hostname").unwrap_or("<no hostname>").to_string()
+    str_attr(o, "hostname")
+        .unwrap_or("<no hostname>")
+        .to_string()
 }
 
 fn str_attr<'a>(o: &'a Object, key: &str) -> Option<&'a str> {
@@ -147,7 +152,8 @@ fn router_from(o: &Object, errors: &mut Vec<PolicyError>) -> Option<Router> {
                 object: hostname,
                 attribute: "openwrt_switch".into(),
                 value: other.into(),
-                why: "use 'swconfig' (switch device, CPU port) or 'dsa' (bridge, port names)".into(),
+                why: "use 'swconfig' (switch device, CPU port) or 'dsa' (bridge, port names)"
+                    .into(),
             });
             return None;
         }
@@ -173,7 +179,10 @@ fn zone_from(o: &Object, errors: &mut Vec<PolicyError>) -> Option<WhitelistZone>
     }
     let gateway = required(o, "whitelist_gateway", errors).and_then(|g| {
         let parsed = g.split_once('/').and_then(|(a, p)| {
-            Some((a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok().filter(|p| *p <= 32)?))
+            Some((
+                a.parse::<IpAddr>().ok()?,
+                p.parse::<u8>().ok().filter(|p| *p <= 32)?,
+            ))
         });
         if parsed.is_none() {
             errors.push(PolicyError::Invalid {
@@ -187,7 +196,10 @@ fn zone_from(o: &Object, errors: &mut Vec<PolicyError>) -> Option<WhitelistZone>
     });
     let names: Vec<(String, String)> = strings(o, "whitelist_destination_names")
         .into_iter()
-        .filter_map(|e| e.split_once('=').map(|(a, n)| (a.trim().to_string(), n.trim().to_string())))
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(a, n)| (a.trim().to_string(), n.trim().to_string()))
+        })
         .collect();
     let mut destinations = Vec::new();
     for d in strings(o, "whitelist_destinations") {

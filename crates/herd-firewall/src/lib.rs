@@ -6,8 +6,11 @@
 //! printable byte for byte and evaluable for one packet). herd-firewall knows
 //! nothing about HTTP, SSH transport details or the inventory's storage.
 
+pub mod apply;
+pub mod check;
 pub mod config;
 pub mod fw4;
 pub mod inventory;
 pub mod nft;
+pub mod plan;
 pub mod policy;

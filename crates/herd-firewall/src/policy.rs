@@ -96,7 +96,9 @@ pub enum PolicyError {
     },
     #[error("router {0} not found among the policy's objects; check the hostname")]
     NoRouter(String),
-    #[error("zones {a} and {b} both use VLAN {vlan} on router {router}; give each zone its own VLAN id")]
+    #[error(
+        "zones {a} and {b} both use VLAN {vlan} on router {router}; give each zone its own VLAN id"
+    )]
     VlanClash {
         a: String,
         b: String,
@@ -259,7 +261,10 @@ fn render_zone(router: &Router, zone: &WhitelistZone, out: &mut Rendered) {
                     && s.get_single("device") == Some(device.as_str())
                     && s.get_single("vlan") == Some(lan_vid.as_str())
             }) {
-                let ports = net.sections[i].get_single("ports").unwrap_or("").to_string();
+                let ports = net.sections[i]
+                    .get_single("ports")
+                    .unwrap_or("")
+                    .to_string();
                 let kept: Vec<&str> = ports
                     .split_whitespace()
                     .filter(|p| !zone.ports.iter().any(|z| z == p))

@@ -131,7 +131,10 @@ fn long_zone_names_are_cut_for_fw3_and_explained() {
         .firewall
         .sections_of("zone")
         .any(|s| s.get_single("name") == Some("limited-gue")));
-    assert!(out.notes.iter().any(|n| n.contains("fw3 refuses zone names longer than 11")));
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| n.contains("fw3 refuses zone names longer than 11")));
 }
 
 #[test]
@@ -141,7 +144,10 @@ fn removed_destinations_lose_their_rules() {
     let once = policy::render(&p, &net, &fw).expect("renders");
     p.zones[0].destinations.clear();
     let after = policy::render(&p, &once.network, &once.firewall).expect("renders");
-    assert!(!after.firewall.sections_of("rule").any(|s| s.get_single("src") == Some("limited")));
+    assert!(!after
+        .firewall
+        .sections_of("rule")
+        .any(|s| s.get_single("src") == Some("limited")));
 }
 
 #[test]
@@ -153,7 +159,10 @@ fn missing_attributes_are_all_reported() {
     .expect("json");
     let errors = policy_from_objects("r", &objects).expect_err("invalid");
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|e| e.contains("openwrt_switch_device")), "{text:?}");
+    assert!(
+        text.iter().any(|e| e.contains("openwrt_switch_device")),
+        "{text:?}"
+    );
 }
 
 #[test]
