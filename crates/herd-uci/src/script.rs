@@ -79,25 +79,48 @@ pub fn run_script(p: &mut Package, script: &str) -> Result<(), ScriptError> {
 struct Writer {
     work: Package,
     lines: Vec<String>,
+    /// The first command that did not apply (a bug in the generator).
+    error: Option<ScriptError>,
 }
 
 impl Writer {
+    /// `pkg.name`, or `pkg.@type[i]` for an anonymous section whose type can
+    /// be written in a reference (else its `cfgXXYYYY` id).
     fn reference(&self, name: &str) -> String {
-        let i = self.work.position(name).expect("tracked section exists");
-        let r = self.work.show_ref(i);
+        let r = match self.work.position(name) {
+            Some(i)
+                if self.work.sections[i].anonymous && simple_type(&self.work.sections[i].kind) =>
+            {
+                self.work.show_ref(i)
+            }
+            _ => name.to_string(),
+        };
         format!("{}.{}", self.work.name, r)
     }
 
     fn emit(&mut self, line: String) {
-        run_script(&mut self.work, &line).expect("generated command applies");
-        self.lines.push(line);
+        if self.error.is_some() {
+            return;
+        }
+        match run_script(&mut self.work, &line) {
+            Ok(()) => self.lines.push(line),
+            Err(e) => self.error = Some(e),
+        }
     }
+}
+
+fn simple_type(kind: &str) -> bool {
+    kind.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 /// The `uci batch` script that turns `old` into (a config semantically
 /// equal to) `new`: deletes, renames, option changes, new sections, then
 /// reorders only where the order matters.
-pub fn batch_script(old: &Package, new: &Package) -> String {
+///
+/// An error means the generator produced a command that does not apply; it
+/// names the command.
+pub fn batch_script(old: &Package, new: &Package) -> Result<String, ScriptError> {
     let pkg = new.name.clone();
     let m = match_sections(old, new);
     let mut w = Writer {
@@ -106,6 +129,7 @@ pub fn batch_script(old: &Package, new: &Package) -> String {
             ..old.clone()
         },
         lines: Vec::new(),
+        error: None,
     };
     // Track sections by their (unique) current name in the working copy.
     let mut name_of_old: Vec<String> = old.sections.iter().map(|s| s.name.clone()).collect();
@@ -113,17 +137,13 @@ pub fn batch_script(old: &Package, new: &Package) -> String {
         let r = w.reference(&name_of_old[i]);
         w.emit(format!("delete {r}"));
     }
+    renames(&mut w, old, new, &m.pairs, &mut name_of_old);
     let mut target: Vec<Option<String>> = vec![None; new.sections.len()];
     for &(i, j) in &m.pairs {
         let (o, n) = (&old.sections[i], &new.sections[j]);
-        if !n.anonymous && (o.anonymous || o.name != n.name) && w.work.position(&n.name).is_none() {
-            let r = w.reference(&name_of_old[i]);
-            w.emit(format!("rename {r}={}", n.name));
-            name_of_old[i] = n.name.clone();
-        }
         if o.kind != n.kind {
             let r = w.reference(&name_of_old[i]);
-            w.emit(format!("set {r}={}", n.kind));
+            w.emit(format!("set {r}={}", quote(&n.kind)));
         }
         section_options(&mut w, &name_of_old[i], &pkg, o, n);
         target[j] = Some(name_of_old[i].clone());
@@ -131,10 +151,14 @@ pub fn batch_script(old: &Package, new: &Package) -> String {
     for &j in &m.added {
         let n = &new.sections[j];
         let name = if n.anonymous || w.work.position(&n.name).is_some() {
-            w.emit(format!("add {pkg} {}", n.kind));
-            w.work.sections.last().expect("just added").name.clone()
+            w.emit(format!("add {pkg} {}", quote(&n.kind)));
+            w.work
+                .sections
+                .last()
+                .map(|s| s.name.clone())
+                .unwrap_or_default()
         } else {
-            w.emit(format!("set {pkg}.{}={}", n.name, n.kind));
+            w.emit(format!("set {pkg}.{}={}", n.name, quote(&n.kind)));
             n.name.clone()
         };
         for o in &n.options {
@@ -143,11 +167,73 @@ pub fn batch_script(old: &Package, new: &Package) -> String {
         target[j] = Some(name);
     }
     reorder(&mut w, &pkg, new, &target);
+    if let Some(e) = w.error {
+        return Err(e);
+    }
     let mut out = w.lines.join("\n");
     if !out.is_empty() {
         out.push('\n');
     }
-    out
+    Ok(out)
+}
+
+/// Rename matched sections to their new names; when a name is held by a
+/// section that is itself being renamed (a swap), move that one aside first.
+fn renames(
+    w: &mut Writer,
+    old: &Package,
+    new: &Package,
+    pairs: &[(usize, usize)],
+    name_of_old: &mut [String],
+) {
+    let mut pending: Vec<(usize, String)> = pairs
+        .iter()
+        .filter(|(i, j)| {
+            let (o, n) = (&old.sections[*i], &new.sections[*j]);
+            !n.anonymous && (o.anonymous || o.name != n.name)
+        })
+        .map(|(i, j)| (*i, new.sections[*j].name.clone()))
+        .collect();
+    let mut spare = 0;
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut k = 0;
+        while k < pending.len() {
+            let (i, to) = pending[k].clone();
+            if w.work.position(&to).is_none() {
+                let r = w.reference(&name_of_old[i]);
+                w.emit(format!("rename {r}={to}"));
+                name_of_old[i] = to;
+                pending.remove(k);
+            } else {
+                k += 1;
+            }
+        }
+        if pending.len() < before {
+            continue;
+        }
+        // Every target is taken: move the holder of the first one aside.
+        let holder = pending
+            .iter()
+            .position(|(i, _)| name_of_old[*i] == pending[0].1);
+        let Some(h) = holder else {
+            return; // held by a section that keeps its name: leave it
+        };
+        let temp = loop {
+            spare += 1;
+            let t = format!("herd_tmp{spare}");
+            if w.work.position(&t).is_none() {
+                break t;
+            }
+        };
+        let i = pending[h].0;
+        let r = w.reference(&name_of_old[i]);
+        w.emit(format!("rename {r}={temp}"));
+        name_of_old[i] = temp;
+        if w.error.is_some() {
+            return;
+        }
+    }
 }
 
 fn write_value(w: &mut Writer, section: &str, option: &str, v: &Value) {

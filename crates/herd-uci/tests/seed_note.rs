@@ -184,7 +184,7 @@ fn seed_batch_scripts_turn_the_defaults_into_the_router() {
         (corpus("network.dsa-default"), NETWORK_ADDITIONS, "network"),
     ] {
         let (old, new) = router(&default, additions, name, |_| {});
-        let script = batch_script(&old, &new);
+        let script = batch_script(&old, &new).expect("script");
         let mut applied = old.clone();
         run_script(&mut applied, &script).expect("script runs");
         assert!(

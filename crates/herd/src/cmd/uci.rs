@@ -145,6 +145,6 @@ fn diff(old: &str, new: &str, json: bool) -> anyhow::Result<ExitCode> {
 
 fn batch(old: &str, new: &str) -> anyhow::Result<ExitCode> {
     let (old, new) = load_pair(old, new)?;
-    print!("{}", herd_uci::batch_script(&old, &new));
+    print!("{}", herd_uci::batch_script(&old, &new)?);
     Ok(ExitCode::SUCCESS)
 }
