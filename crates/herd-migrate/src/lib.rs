@@ -12,6 +12,7 @@ pub mod facts;
 pub mod gather;
 pub mod libvirt;
 pub mod machine;
+pub mod place;
 pub mod plan;
 pub mod testguest;
 pub mod xml;

@@ -229,21 +229,37 @@ pub fn migrate_with_history(
     history: Option<PathBuf>,
     interrupt_after_progress: Option<usize>,
 ) -> Outcome {
+    let flag = Arc::clone(&cancel);
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    migrate_observed(setup, from, to, vm, request, cancel, history, move |n| {
+        if matches!(n, Notice::Progress(_)) {
+            let k = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if interrupt_after_progress.is_some_and(|limit| k >= limit) {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    })
+}
+
+/// Run a migration with `watch` called on every notice.
+#[allow(clippy::too_many_arguments)]
+pub fn migrate_observed(
+    setup: &Setup,
+    from: usize,
+    to: usize,
+    vm: &str,
+    request: &Request,
+    cancel: Arc<AtomicBool>,
+    history: Option<PathBuf>,
+    watch: impl Fn(&Notice) + Sync,
+) -> Outcome {
     let mut hosts = Hosts::open(&setup.host(from).uri, &setup.host(to).uri).expect("open hosts");
     let facts = gather::gather(&hosts, vm).expect("gather facts");
     let plan = plan::plan(&facts, request).expect("plan");
     let notices = Mutex::new(Vec::new());
-    let flag = Arc::clone(&cancel);
     let observer = |n: &Notice| {
-        let mut all = notices.lock().unwrap();
-        all.push(n.clone());
-        let seen = all
-            .iter()
-            .filter(|n| matches!(n, Notice::Progress(_)))
-            .count();
-        if interrupt_after_progress.is_some_and(|k| seen >= k) {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
+        notices.lock().unwrap().push(n.clone());
+        watch(n);
     };
     let mut config = Config {
         cancel,

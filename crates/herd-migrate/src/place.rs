@@ -1,0 +1,224 @@
+//! Choosing a destination: pure scoring of the hypervisors a VM could go to.
+//!
+//! Each candidate was planned (facts gathered, [`crate::plan::plan`] run);
+//! those that refused drop out with their reasons, the rest are ranked by
+//! headroom: how many more VMs of this size would still fit after the move,
+//! by memory and by disk, whichever is smaller. Ties go to the name first in
+//! order, so the choice is stable.
+
+use crate::facts::Facts;
+use crate::plan::{DestDisk, Plan, Refusal};
+use serde::Serialize;
+
+/// One hypervisor the VM could move to, as planned.
+pub struct Candidate<'a> {
+    pub name: &'a str,
+    pub facts: &'a Facts,
+    pub plan: Result<&'a Plan, &'a Refusal>,
+}
+
+/// Why no candidate was chosen: each candidate's refusal.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("no hypervisor can take {vm}:{}", render(rejected))]
+pub struct NoDestination {
+    pub vm: String,
+    pub rejected: Vec<(String, String)>,
+}
+
+fn render(rejected: &[(String, String)]) -> String {
+    if rejected.is_empty() {
+        return " there is no candidate (check --to or --to-query)".into();
+    }
+    rejected
+        .iter()
+        .map(|(name, why)| format!("\n  {name}: {why}"))
+        .collect()
+}
+
+/// Headroom after the move, in VMs of this size.
+pub fn headroom(facts: &Facts, plan: &Plan) -> f64 {
+    let memory = plan.memory.max(1) as f64;
+    let mem_after = facts.destination.free_memory.saturating_sub(plan.memory) as f64 / memory;
+    let mut disk_after = f64::INFINITY;
+    for pool in &facts.destination.pools {
+        let need: u64 = plan
+            .disks
+            .iter()
+            .filter(|d| matches!(&d.dest, DestDisk::NewVolume { pool: p, .. } if p == &pool.name))
+            .map(|d| d.allocation)
+            .sum();
+        if need > 0 {
+            disk_after = disk_after.min(pool.available.saturating_sub(need) as f64 / need as f64);
+        }
+    }
+    mem_after.min(disk_after)
+}
+
+/// The index of the best candidate, or every candidate's refusal.
+pub fn choose(vm: &str, options: &[Candidate]) -> Result<usize, NoDestination> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, o) in options.iter().enumerate() {
+        let Ok(plan) = o.plan else { continue };
+        let score = headroom(o.facts, plan);
+        let better = match best {
+            None => true,
+            Some((b, s)) => score > s || (score == s && o.name < options[b].name),
+        };
+        if better {
+            best = Some((i, score));
+        }
+    }
+    best.map(|(i, _)| i).ok_or_else(|| NoDestination {
+        vm: vm.to_string(),
+        rejected: options
+            .iter()
+            .filter_map(|o| match o.plan {
+                Err(r) => Some((
+                    o.name.to_string(),
+                    r.reasons
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )),
+                Ok(_) => None,
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::*;
+    use crate::plan::{plan, Request};
+
+    const GIB: u64 = 1 << 30;
+
+    fn facts(dest_uuid: &str, free_memory: u64, pool_free: u64) -> Facts {
+        let vol = VolumeFacts {
+            name: "vm1.qcow2".into(),
+            path: "/images/vm1.qcow2".into(),
+            capacity: 10 * GIB,
+            allocation: GIB,
+            format: "qcow2".into(),
+        };
+        let host = |uuid: &str, mem: u64, free: u64| HostFacts {
+            uri: format!("qemu:///{uuid}"),
+            host_uuid: uuid.into(),
+            hostname: uuid.into(),
+            free_memory: mem,
+            pools: vec![PoolFacts {
+                name: "default".into(),
+                kind: "dir".into(),
+                path: "/images".into(),
+                active: true,
+                available: free,
+                volumes: vec![],
+            }],
+            networks: None,
+            bridges: None,
+            domains: vec![],
+        };
+        Facts {
+            source: host("src", 0, 0),
+            destination: host(dest_uuid, free_memory, pool_free),
+            vm: VmFacts {
+                name: "vm1".into(),
+                uuid: "u".into(),
+                state: VmState::Running,
+                persistent: true,
+                memory: GIB,
+                disks: vec![DiskFacts {
+                    target: "vda".into(),
+                    device: "disk".into(),
+                    source: DiskSource::File {
+                        path: vol.path.clone(),
+                    },
+                    format: "qcow2".into(),
+                    readonly: false,
+                    shareable: false,
+                    volume: Some(PoolVolume {
+                        pool: "default".into(),
+                        volume: vol,
+                    }),
+                }],
+                interfaces: vec![],
+                lock: None,
+                job_active: false,
+                xml: "<domain/>".into(),
+                persistent_xml: None,
+            },
+            cpu: CpuVerdict::NotApplicable,
+        }
+    }
+
+    fn check(candidates: &[(&str, Facts)], expect: Result<&str, &[&str]>) {
+        let plans: Vec<_> = candidates
+            .iter()
+            .map(|(_, f)| plan(f, &Request::default()))
+            .collect();
+        let options: Vec<Candidate> = candidates
+            .iter()
+            .zip(&plans)
+            .map(|((name, f), p)| Candidate {
+                name,
+                facts: f,
+                plan: p.as_ref(),
+            })
+            .collect();
+        match (choose("vm1", &options), expect) {
+            (Ok(i), Ok(name)) => assert_eq!(options[i].name, name),
+            (Err(e), Err(names)) => {
+                let got: Vec<&str> = e.rejected.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(got, names);
+            }
+            (got, want) => panic!("got {:?}, want {want:?}", got.map(|i| options[i].name)),
+        }
+    }
+
+    #[test]
+    fn the_host_with_most_headroom_wins() {
+        check(
+            &[
+                ("hv2", facts("a", 4 * GIB, 100 * GIB)),
+                ("hv3", facts("b", 16 * GIB, 100 * GIB)),
+            ],
+            Ok("hv3"),
+        );
+    }
+
+    #[test]
+    fn disk_headroom_counts_as_much_as_memory() {
+        check(
+            &[
+                ("hv2", facts("a", 16 * GIB, 2 * GIB)),
+                ("hv3", facts("b", 8 * GIB, 100 * GIB)),
+            ],
+            Ok("hv3"),
+        );
+    }
+
+    #[test]
+    fn refused_hosts_are_skipped_and_ties_go_by_name() {
+        check(
+            &[
+                ("hv4", facts("c", 8 * GIB, 100 * GIB)),
+                ("hv2", facts("src", 64 * GIB, 100 * GIB)),
+                ("hv3", facts("b", 8 * GIB, 100 * GIB)),
+            ],
+            Ok("hv3"),
+        );
+    }
+
+    #[test]
+    fn no_fitting_host_lists_every_refusal() {
+        check(
+            &[
+                ("hv2", facts("a", GIB / 2, 100 * GIB)),
+                ("hv3", facts("src", 64 * GIB, 100 * GIB)),
+            ],
+            Err(&["hv2", "hv3"]),
+        );
+    }
+}

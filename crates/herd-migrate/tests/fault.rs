@@ -1,0 +1,166 @@
+//! Fault injection: the destination's libvirtd is killed in the middle of a
+//! live migration (which, in the lab, takes the whole destination host and
+//! its QEMU down), then the host comes back. The VM must still run on the
+//! source, and nothing herd created may be left on the destination.
+
+mod common;
+
+use common::*;
+use herd_migrate::exec::Notice;
+use herd_migrate::plan::{MigrateOptions, Request};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The pid of the libvirtd started with `conf`.
+fn libvirtd_pid(conf: &Path) -> Option<u32> {
+    let conf = conf.display().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_libvirtd = args.first().is_some_and(|a| a.ends_with("libvirtd"));
+        (is_libvirtd && args.contains(&conf)).then_some(pid)
+    })
+}
+
+/// The host started again from the lab's own init script, in new
+/// namespaces; killed (with everything in them) on drop.
+struct Restarted {
+    pgid: u32,
+}
+
+impl Restarted {
+    fn start(host_dir: &Path, socket: &Path) -> Restarted {
+        let log = std::fs::File::create(host_dir.join("restart.log")).unwrap();
+        let child = Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--mount",
+                "--propagation",
+                "private",
+                "--uts",
+                "--",
+                "bash",
+            ])
+            .arg(host_dir.join("init.sh"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("restart the host");
+        let restarted = Restarted { pgid: child.id() };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while std::os::unix::net::UnixStream::connect(socket).is_err() {
+            assert!(Instant::now() < deadline, "restarted host did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        restarted
+    }
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.pgid)])
+            .status();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn destination_libvirtd_killed_mid_migration_leaves_vm_on_source_and_nothing_on_destination() {
+    let setup = Setup::new(2);
+    let vm = "fault1";
+    start_guest(
+        &setup,
+        0,
+        vm,
+        &[DiskSpec {
+            target: "vda",
+            size_mib: 128,
+            data_mib: 48,
+        }],
+    );
+    wait_for_writes(&setup, vm, 20);
+    let dest = setup.host(1).clone();
+    let conf = dest.dir.join("etc/libvirtd.conf");
+    let pid = libvirtd_pid(&conf).expect("destination libvirtd");
+    let history = setup.dir.path().join("history.jsonl");
+
+    let progress = Arc::new(AtomicUsize::new(0));
+    let mut restarted = None;
+    let out = std::thread::scope(|s| {
+        let seen = Arc::clone(&progress);
+        let setup = &setup;
+        let history = history.clone();
+        let migration = s.spawn(move || {
+            let request = Request {
+                options: MigrateOptions {
+                    bandwidth_mib_s: Some(2),
+                    ..MigrateOptions::default()
+                },
+                ..Request::default()
+            };
+            migrate_observed(
+                setup,
+                0,
+                1,
+                vm,
+                &request,
+                Arc::new(AtomicBool::new(false)),
+                Some(history),
+                move |n| {
+                    if matches!(n, Notice::Progress(_)) {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                    }
+                },
+            )
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while progress.load(Ordering::SeqCst) < 5 {
+            assert!(
+                Instant::now() < deadline,
+                "the migration never made progress"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        restarted = Some(Restarted::start(&dest.dir, &dest.socket));
+        migration.join().unwrap()
+    });
+
+    let err = out.result.expect_err("the migration cannot succeed");
+    assert!(
+        matches!(err, herd_migrate::exec::ExecError::RolledBack { .. }),
+        "{err}"
+    );
+    let src = connect(setup.host(0));
+    let dom = src
+        .lookup_domain_by_name(vm)
+        .expect("still defined on the source");
+    assert!(dom.is_active().unwrap(), "still running on the source");
+    assert_eq!(herd_lock(&dom), None);
+    assert_eq!(volume_names(&src), ["fault1-vda.qcow2"]);
+    let dst = connect(&dest);
+    assert!(domain_names(&dst).is_empty(), "{:?}", domain_names(&dst));
+    assert!(volume_names(&dst).is_empty(), "{:?}", volume_names(&dst));
+    assert!(!setup.image(1, "fault1-vda.qcow2").exists());
+    assert!(!history.exists());
+    let now = reported(&setup, vm);
+    wait_for_writes(&setup, vm, now + 20);
+    drop(restarted);
+}
