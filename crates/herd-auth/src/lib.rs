@@ -9,6 +9,7 @@ pub mod agent;
 pub mod canonical;
 pub mod error;
 pub mod headers;
+pub mod keys;
 pub mod signer;
 pub mod verify;
 

@@ -351,3 +351,23 @@ pub fn new_token() -> Result<String, SignError> {
     })?;
     Ok(hex::encode(bytes))
 }
+
+/// The signer the CLI uses when nothing else is said: `HERD_TOKEN` if set,
+/// else `key` (a private key file, passphrase from `HERD_KEY_PASSPHRASE` or
+/// a prompt), else the keys in ssh-agent. `None` when none is available.
+pub fn default_signer(
+    key: Option<&Path>,
+    notes: Notes,
+) -> Result<Option<Box<dyn Signer>>, SignError> {
+    if let Some(token) = TokenSigner::from_env() {
+        return Ok(Some(Box::new(token?)));
+    }
+    if let Some(path) = key {
+        return Ok(Some(Box::new(KeyFileSigner::load_interactive(path)?)));
+    }
+    match AgentSigner::from_env(notes) {
+        Ok(agent) => Ok(Some(Box::new(agent))),
+        Err(SignError::NoAgent) => Ok(None),
+        Err(other) => Err(other),
+    }
+}

@@ -4,7 +4,9 @@
 //!
 //! Contract every engine keeps:
 //! - a key (by `SHA256:` fingerprint) belongs to exactly one user: adding a
-//!   key another user owns is a [`StoreError::Conflict`] naming the owner;
+//!   key another user owns is a [`StoreError::Validation`] with rule
+//!   `key_owned` naming the owner (taken names: `user_exists`,
+//!   `token_exists`);
 //! - user and group names are unique; a token name is unique per user and
 //!   its `app_id` (SHA-1 hex of the secret) unique overall;
 //! - [`AuthStore::remember_nonce`] is atomic: of two servers recording the
@@ -72,7 +74,7 @@ pub struct AclGroup {
 
 /// Users, keys, tokens, ACL groups and nonces.
 pub trait AuthStore: Send + Sync + 'static {
-    /// Creates a user; `Conflict` if the name is taken.
+    /// Creates a user; rule `user_exists` if the name is taken.
     fn add_user(&self, user: &User) -> Result<(), StoreError>;
     /// `NotFound` if there is no such user.
     fn user(&self, name: &str) -> Result<User, StoreError>;
@@ -81,7 +83,7 @@ pub trait AuthStore: Send + Sync + 'static {
     /// Disables or enables a user.
     fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError>;
 
-    /// Registers a key; `Conflict` if any user already owns it.
+    /// Registers a key; rule `key_owned` if any user already owns it.
     fn add_key(&self, key: &StoredKey) -> Result<(), StoreError>;
     /// Keys of one user, or of everyone, by user then fingerprint.
     fn keys(&self, user: Option<&str>) -> Result<Vec<StoredKey>, StoreError>;
@@ -90,7 +92,7 @@ pub trait AuthStore: Send + Sync + 'static {
     /// The registered keys among `fingerprints`, each with its owner.
     fn key_owners(&self, fingerprints: &[String]) -> Result<Vec<(String, User)>, StoreError>;
 
-    /// Registers a token; `Conflict` if the user has one of that name.
+    /// Registers a token; rule `token_exists` if the user has one of that name.
     fn add_token(&self, token: &StoredToken) -> Result<(), StoreError>;
     /// Tokens of one user or of everyone, secrets left empty.
     fn tokens(&self, user: Option<&str>) -> Result<Vec<StoredToken>, StoreError>;
