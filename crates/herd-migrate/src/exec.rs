@@ -482,6 +482,7 @@ fn poll_progress(
     last: &std::sync::Mutex<Option<JobSample>>,
 ) {
     let mut aborted = false;
+    let mut rate = Rate::default();
     let mut next_poll = Instant::now();
     while !done.load(Ordering::SeqCst) {
         if cancel.load(Ordering::SeqCst) && !aborted {
@@ -499,7 +500,8 @@ fn poll_progress(
             next_poll = Instant::now() + every;
             if let Ok(js) = libvirt::job_stats(dom, 0) {
                 if js.active {
-                    if let Some(p) = progress(&js) {
+                    if let Some(mut p) = progress(&js) {
+                        rate.fill(&mut p);
                         observer(&Notice::Progress(p));
                     }
                     if let Ok(mut l) = last.lock() {
@@ -512,7 +514,8 @@ fn poll_progress(
     }
 }
 
-/// The disk phase while memory has not started moving, then memory.
+/// The disk phase while memory has not started moving, then memory. The
+/// rate is libvirt's when it reports one; else the caller fills it in.
 pub fn progress(js: &JobSample) -> Option<Progress> {
     let (phase, total, remaining, bps) = if js.mem_processed > 0 {
         (Phase::Memory, js.mem_total, js.mem_remaining, js.mem_bps)
@@ -523,13 +526,6 @@ pub fn progress(js: &JobSample) -> Option<Progress> {
         return None;
     }
     let elapsed_ms = js.time_elapsed;
-    let bps = if bps > 0 {
-        bps
-    } else if elapsed_ms > 0 {
-        js.data_processed * 1000 / elapsed_ms
-    } else {
-        0
-    };
     Some(Progress {
         phase,
         done: total.saturating_sub(remaining),
@@ -538,6 +534,38 @@ pub fn progress(js: &JobSample) -> Option<Progress> {
         eta_secs: (bps > 0).then(|| remaining / bps),
         elapsed_ms,
     })
+}
+
+/// A rate measured between samples when libvirt reports none, smoothed.
+#[derive(Default)]
+struct Rate {
+    last: Option<(Phase, u64, Instant)>,
+    bps: f64,
+}
+
+impl Rate {
+    fn fill(&mut self, p: &mut Progress) {
+        let now = Instant::now();
+        if let Some((phase, done, at)) = self.last {
+            let secs = now.duration_since(at).as_secs_f64();
+            if phase == p.phase && secs > 0.0 {
+                let sample = p.done.saturating_sub(done) as f64 / secs;
+                self.bps = if self.bps == 0.0 {
+                    sample
+                } else {
+                    0.7 * self.bps + 0.3 * sample
+                };
+            } else if phase != p.phase {
+                self.bps = 0.0;
+            }
+        }
+        self.last = Some((p.phase, p.done, now));
+        if p.bytes_per_sec == 0 {
+            p.bytes_per_sec = self.bps as u64;
+            let remaining = p.total.saturating_sub(p.done);
+            p.eta_secs = (p.bytes_per_sec > 0).then(|| remaining / p.bytes_per_sec);
+        }
+    }
 }
 
 /// After a failed migration: where is the VM now?

@@ -307,7 +307,7 @@ pub fn check_sequence(disk: &[u8], max_lba: u32, last: u32) -> Result<(), u32> {
 /// After a wrap, a later write may have replaced `n` at the same sector.
 fn newer_at(sector: &[u8], n: u32, max_lba: u32) -> bool {
     let found = u32::from_le_bytes([sector[0], sector[1], sector[2], sector[3]]);
-    found > n && (found - n) % max_lba == 0
+    found > n && (found - n).is_multiple_of(max_lba)
 }
 
 #[cfg(test)]

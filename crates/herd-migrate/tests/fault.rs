@@ -33,7 +33,7 @@ fn libvirtd_pid(conf: &Path) -> Option<u32> {
 /// The host started again from the lab's own init script, in new
 /// namespaces; killed (with everything in them) on drop.
 struct Restarted {
-    pgid: u32,
+    child: std::process::Child,
 }
 
 impl Restarted {
@@ -58,7 +58,7 @@ impl Restarted {
             .process_group(0)
             .spawn()
             .expect("restart the host");
-        let restarted = Restarted { pgid: child.id() };
+        let restarted = Restarted { child };
         let deadline = Instant::now() + Duration::from_secs(90);
         while std::os::unix::net::UnixStream::connect(socket).is_err() {
             assert!(Instant::now() < deadline, "restarted host did not come up");
@@ -71,8 +71,9 @@ impl Restarted {
 impl Drop for Restarted {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.pgid)])
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
             .status();
+        let _ = self.child.wait();
         std::thread::sleep(Duration::from_millis(500));
     }
 }

@@ -219,6 +219,7 @@ pub fn checksum(path: &Path) -> u64 {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn migrate_with_history(
     setup: &Setup,
     from: usize,
