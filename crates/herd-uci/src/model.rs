@@ -107,7 +107,7 @@ impl Package {
             kind,
             name,
             anonymous: true,
-            options: Vec::new(),
+            options: Vec::with_capacity(4),
         });
         self.sections.last_mut().expect("just pushed")
     }
@@ -119,7 +119,7 @@ impl Package {
             kind: kind.into(),
             name: name.into(),
             anonymous: false,
-            options: Vec::new(),
+            options: Vec::with_capacity(4),
         });
         self.sections.last_mut().expect("just pushed")
     }
@@ -250,7 +250,18 @@ impl Section {
 /// libuci's id for an anonymous section: `cfg%02x%04x` of the package's
 /// section counter and the djb hash of the section type.
 pub fn anonymous_id(counter: u32, kind: &str) -> String {
-    format!("cfg{:02x}{:04x}", counter, djbhash(kind) % (1 << 16))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(12);
+    s.push_str("cfg");
+    let digits = (32 - counter.leading_zeros()).div_ceil(4).max(2);
+    for i in (0..digits).rev() {
+        s.push(HEX[((counter >> (4 * i)) & 0xf) as usize] as char);
+    }
+    let hash = djbhash(kind) % (1 << 16);
+    for i in (0..4).rev() {
+        s.push(HEX[((hash >> (4 * i)) & 0xf) as usize] as char);
+    }
+    s
 }
 
 /// libuci's djbhash, with C `char` signedness (bytes >= 0x80 are negative).
@@ -291,6 +302,7 @@ mod tests {
         assert_eq!(anonymous_id(2, "zone"), "cfg02dc81");
         assert_eq!(anonymous_id(3, "zone"), "cfg03dc81");
         assert_eq!(anonymous_id(3, "device"), "cfg030f15");
+        assert_eq!(anonymous_id(0x1ab, "zone"), "cfg1abdc81");
     }
 
     #[test]

@@ -74,8 +74,40 @@ pub fn parse_import(
 
 struct Current {
     package: Package,
-    /// Section name -> index, so merging named sections stays linear.
-    index: HashMap<String, usize>,
+    /// Hash of a section name -> index of the first section with that hash,
+    /// so merging named sections stays linear (collisions fall back to a scan).
+    index: HashMap<u64, usize, BuildFnv>,
+}
+
+/// FNV-1a: section names are short; SipHash's DoS resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+struct BuildFnv;
+
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+impl std::hash::BuildHasher for BuildFnv {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+fn name_hash(name: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = BuildFnv.build_hasher();
+    h.write(name.as_bytes());
+    h.finish()
 }
 
 struct Parser<'a> {
@@ -122,8 +154,9 @@ impl<'a> Parser<'a> {
     }
 
     fn run(&mut self) -> Result<(), ParseError> {
+        let mut tok = Tok::default();
         while !self.reader.at_eof() {
-            let mut tok = Tok::default();
+            tok.pos = 0;
             let start_line = self.reader.line() + 1;
             self.reader.getln(&mut tok, 0);
             if tok.buf.is_empty() {
@@ -173,7 +206,7 @@ impl<'a> Parser<'a> {
         }
         self.current = Some(Current {
             package: Package::new(name),
-            index: HashMap::new(),
+            index: HashMap::default(),
         });
         Ok(())
     }
@@ -193,7 +226,7 @@ impl<'a> Parser<'a> {
             while end < tok.buf.len() && !matches!(tok.buf[end], b' ' | b'\t') {
                 end += 1;
             }
-            let word = tok.buf[start..end].to_vec();
+            let word = &tok.buf[start..end];
             if word[0] == b'#' {
                 return Ok(());
             }
@@ -301,7 +334,13 @@ impl<'a> Parser<'a> {
             self.section = Some(cur.package.sections.len() - 1);
             return Ok(());
         }
-        if let Some(&i) = cur.index.get(&name) {
+        let hash = name_hash(&name);
+        let found = match cur.index.get(&hash) {
+            Some(&i) if cur.package.sections[i].name == name => Some(i),
+            Some(_) => cur.package.position(&name),
+            None => None,
+        };
+        if let Some(i) = found {
             let s = &mut cur.package.sections[i];
             if strict && s.kind != kind {
                 return Err(LineError {
@@ -314,9 +353,9 @@ impl<'a> Parser<'a> {
             self.section = Some(i);
             return Ok(());
         }
-        cur.package.add_named(kind, name.clone());
+        cur.package.add_named(kind, name);
         let i = cur.package.sections.len() - 1;
-        cur.index.insert(name, i);
+        cur.index.entry(hash).or_insert(i);
         self.section = Some(i);
         Ok(())
     }

@@ -34,19 +34,23 @@ impl<'a> LineReader<'a> {
             return;
         }
         let rest = &self.input[self.off..];
-        let len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let line = &rest[..len];
+        // One scan for the end of the line and for a NUL, which ends the
+        // line's content (C strings); the rest of that line is dropped.
+        let mut content = None;
+        let mut len = rest.len();
+        for (i, &b) in rest.iter().enumerate() {
+            if b == b'\n' {
+                len = i + 1;
+                break;
+            }
+            if b == 0 && content.is_none() {
+                content = Some(i);
+            }
+        }
+        let content = content.unwrap_or(len);
+        tok.buf.extend_from_slice(&rest[..content]);
         self.off += len;
-        // A NUL ends the line (C strings); the rest of that line is dropped.
-        let line = match line.iter().position(|&b| b == 0) {
-            Some(nul) => &line[..nul],
-            None => line,
-        };
-        tok.buf.extend_from_slice(line);
-        if len > 0 && rest[len - 1] == b'\n' {
+        if rest[len - 1] == b'\n' {
             self.line += 1;
         }
     }
@@ -111,9 +115,17 @@ impl Tok {
                         self.pos += 1;
                     }
                 }
-                c => {
-                    out.push(c);
-                    self.pos += 1;
+                _ => {
+                    // A run of plain characters in one go.
+                    let start = self.pos;
+                    let end = self.buf[start..]
+                        .iter()
+                        .position(|&c| {
+                            matches!(c, b'\'' | b'"' | b'#' | b';' | b'\\') || is_space(c)
+                        })
+                        .map_or(self.buf.len(), |i| start + i);
+                    out.extend_from_slice(&self.buf[start..end]);
+                    self.pos = end;
                 }
             }
             if self.cur() == 0 || is_space(self.cur()) {
@@ -163,9 +175,14 @@ impl Tok {
                         return Err("EOF with unterminated '");
                     }
                 }
-                c => {
-                    out.push(c);
-                    self.pos += 1;
+                _ => {
+                    let start = self.pos;
+                    let end = self.buf[start..]
+                        .iter()
+                        .position(|&c| c == b'\'')
+                        .map_or(self.buf.len(), |i| start + i);
+                    out.extend_from_slice(&self.buf[start..end]);
+                    self.pos = end;
                 }
             }
         }
