@@ -2,7 +2,7 @@
 //! inventory's. Every operation is one statement or one transaction.
 
 use herd_store::auth::{AclGroup, AttributeMode, AuthStore, StoredKey, StoredToken, User};
-use herd_store::StoreError;
+use herd_store::{StoreError, ValidationError};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -131,6 +131,13 @@ fn internal(e: rusqlite::Error) -> StoreError {
     StoreError::Internal(e.to_string())
 }
 
+/// A name or key that is taken: a validation error with a stable rule name
+/// (`user_exists`, `key_owned`, `token_exists`), so the CLI can map it to
+/// its conflict exit code and the API to a 400 with a clear message.
+pub fn taken(rule: &'static str, message: String) -> StoreError {
+    StoreError::Validation(ValidationError::new(rule, message))
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
 }
@@ -213,7 +220,10 @@ impl AuthStore for SqliteAuthStore {
             )
             .map_err(|e| {
                 if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("user '{}' already exists", user.name))
+                    taken(
+                        "user_exists",
+                        format!("user '{}' already exists", user.name),
+                    )
                 } else {
                     internal(e)
                 }
@@ -264,10 +274,13 @@ impl AuthStore for SqliteAuthStore {
                 .optional()
                 .map_err(internal)?;
             if let Some(owner) = owner {
-                return Err(StoreError::Conflict(format!(
-                    "key {} already belongs to user '{owner}': one key belongs to exactly one user; remove it there first (`herd key remove {}`)",
-                    key.fingerprint, key.fingerprint
-                )));
+                return Err(taken(
+                    "key_owned",
+                    format!(
+                        "key {} already belongs to user '{owner}': one key belongs to exactly one user; remove it there first (`herd key remove {}`)",
+                        key.fingerprint, key.fingerprint
+                    ),
+                ));
             }
             tx.execute(
                 "INSERT INTO auth_keys (fingerprint, user, algorithm, public_key) VALUES (?1, ?2, ?3, ?4)",
@@ -362,10 +375,13 @@ impl AuthStore for SqliteAuthStore {
             )
             .map_err(|e| {
                 if is_unique_violation(&e) {
-                    StoreError::Conflict(format!(
-                        "user '{}' already has a token named '{}': pick another name or remove it first",
-                        token.user, token.name
-                    ))
+                    taken(
+                        "token_exists",
+                        format!(
+                            "user '{}' already has a token named '{}': pick another name or remove it first",
+                            token.user, token.name
+                        ),
+                    )
                 } else {
                     internal(e)
                 }
@@ -559,7 +575,7 @@ mod tests {
         s.add_key(&key("SHA256:a", "alice")).unwrap();
         let err = s.add_key(&key("SHA256:a", "bob")).unwrap_err();
         assert!(
-            matches!(err, StoreError::Conflict(ref m) if m.contains("already belongs to user 'alice'")),
+            matches!(err, StoreError::Validation(ref v) if v.rule == "key_owned" && v.message.contains("already belongs to user 'alice'")),
             "{err}"
         );
         let owners = s
@@ -572,12 +588,12 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_user_is_a_conflict_and_disable_sticks() {
+    fn duplicate_user_is_refused_and_disable_sticks() {
         let (_d, s) = store();
         s.add_user(&user("alice")).unwrap();
         assert!(matches!(
             s.add_user(&user("alice")),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Validation(ref v)) if v.rule == "user_exists"
         ));
         s.set_disabled("alice", true).unwrap();
         assert!(s.user("alice").unwrap().disabled);
@@ -629,7 +645,9 @@ mod tests {
             secret: "s".into(),
         };
         s.add_token(&t).unwrap();
-        assert!(matches!(s.add_token(&t), Err(StoreError::Conflict(_))));
+        assert!(
+            matches!(s.add_token(&t), Err(StoreError::Validation(ref v)) if v.rule == "token_exists")
+        );
         assert_eq!(s.tokens(None).unwrap()[0].secret, "");
         assert_eq!(
             s.token_by_app_id(&"ab".repeat(20))
