@@ -38,16 +38,19 @@ pub use object::TrackedObject;
 
 use herd_auth::Signer;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A connection to one herd (or serveradmin) server.
+/// A connection to one herd (or serveradmin) server. Cloning is cheap and
+/// shares the connection pool and the signer.
+#[derive(Clone)]
 pub struct Client {
     /// `scheme://host:port` without a trailing slash.
     origin: String,
     /// Path prefix before `/api`, empty or starting with `/`.
     prefix: String,
     agent: ureq::Agent,
-    signer: Option<Box<dyn Signer>>,
+    signer: Option<Arc<dyn Signer>>,
 }
 
 /// Why a request failed.
@@ -119,7 +122,7 @@ impl Client {
 
     /// Sign every request with `signer`, called just before each send.
     pub fn with_signer(mut self, signer: Box<dyn Signer>) -> Client {
-        self.signer = Some(signer);
+        self.signer = Some(Arc::from(signer));
         self
     }
 

@@ -3,6 +3,7 @@
 //! maps the outcome to an exit code (see `cmd::exit`).
 
 mod cmd;
+mod config;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -1,0 +1,82 @@
+//! `herd-bench`: the inventory benchmark of `shared/bench/fleet-100k` over
+//! HTTP. It starts herd's API server in this process on a fresh SQLite file
+//! (or uses `--url`), loads the fleet through the API, then runs the five
+//! queries and the commit from concurrent clients, and prints requests/s and
+//! latencies next to serveradmin's figures. The same work is also timed
+//! directly on the store ("in process"), to show what HTTP costs.
+//!
+//! ```text
+//! cargo run --release -p herd-bench -- --generate /work/shared/bench/fleet-100k
+//! ```
+
+mod fleet;
+mod run;
+
+use anyhow::Context;
+use clap::Parser;
+use fleet::Fleet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark herd's inventory API on the fleet-100k dataset")]
+pub struct Args {
+    /// Directory with schema.json, hypervisors.jsonl, vms.jsonl and bench_params.json.
+    #[arg(long, conflicts_with = "generate")]
+    pub fleet: Option<PathBuf>,
+    /// Generate the fleet with the scripts in this directory (fleet-100k) into a temp dir.
+    #[arg(long)]
+    pub generate: Option<PathBuf>,
+    /// Number of VMs to generate.
+    #[arg(long, default_value_t = 100_000)]
+    pub vms: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Seconds each concurrent measurement runs.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Requests per sequential (one client) latency measurement.
+    #[arg(long, default_value_t = 200)]
+    pub sequential: usize,
+    /// Objects per commit while loading.
+    #[arg(long, default_value_t = 5000)]
+    pub batch: usize,
+    /// SQLite file to use (default: a temporary one). Must be new or a
+    /// database this tool loaded before (then loading is skipped).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Sign every request with this private key file (OpenSSH format).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let tmp = tempfile::tempdir()?;
+    let fleet = match (&args.fleet, &args.generate) {
+        (Some(dir), _) => Fleet { dir: dir.clone() },
+        (None, Some(generator)) => {
+            eprintln!(
+                "generating {} VMs with {} ...",
+                args.vms,
+                generator.display()
+            );
+            Fleet::generate(generator, tmp.path(), args.vms)?
+        }
+        (None, None) => anyhow::bail!("give --fleet DIR or --generate FLEET_100K_DIR"),
+    };
+    let params = fleet.params().context("fleet parameters")?;
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(|| tmp.path().join("bench.sqlite"));
+    let settings = run::Settings {
+        clients: args.clients,
+        duration: Duration::from_secs_f64(args.seconds),
+        sequential: args.sequential,
+        batch: args.batch,
+        key: args.key.clone(),
+    };
+    run::run(&fleet, &params, &db, &settings)
+}
