@@ -231,24 +231,25 @@ impl Store for SqliteStore {
 
     fn change_schema(&self, change: &SchemaChange) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let (new_schema, removed) = {
+        let (new_schema, stripped) = {
             let data = self.read()?;
             let new_schema = schema_change::apply(&data, change)?;
-            let removed: Vec<(String, String)> = match change {
-                SchemaChange::UpdateServertype { servertype } => data
-                    .schema
-                    .servertype(&servertype.servertype_id)
-                    .map(|old| {
-                        old.attributes
-                            .iter()
-                            .filter(|a| servertype.attribute(&a.attribute_id).is_none())
-                            .map(|a| (servertype.servertype_id.clone(), a.attribute_id.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            (new_schema, removed)
+            // Objects losing attributes their servertype no longer has.
+            let mut stripped = Vec::new();
+            if let SchemaChange::UpdateServertype { servertype } = change {
+                let id = &servertype.servertype_id;
+                for oid in data.lookup("servertype", &Value::String(id.clone())) {
+                    let Some(obj) = data.objects.get(oid) else {
+                        continue;
+                    };
+                    let mut obj = obj.clone();
+                    obj.attrs.retain(|a, _| servertype.attribute(a).is_some());
+                    if obj.attrs.len() != data.objects[oid].attrs.len() {
+                        stripped.push(obj);
+                    }
+                }
+            }
+            (new_schema, stripped)
         };
         let fail = self.sql_error("writing the schema change");
         let tx = conn.transaction().map_err(&fail)?;
@@ -266,8 +267,8 @@ impl Store for SqliteStore {
             }
             SchemaChange::CreateServertype { servertype }
             | SchemaChange::UpdateServertype { servertype } => {
-                for (st, a) in &removed {
-                    sql::delete_values_of(&tx, st, a).map_err(&fail)?;
+                for obj in &stripped {
+                    sql::write_object(&tx, obj).map_err(&fail)?;
                 }
                 sql::write_servertype(&tx, servertype).map_err(&fail)?
             }
@@ -282,14 +283,9 @@ impl Store for SqliteStore {
         tx.commit().map_err(&fail)?;
         let mut data = self.write()?;
         data.set_schema(new_schema).map_err(StoreError::Internal)?;
-        for (st, a) in removed {
-            let ids: Vec<ObjectId> = data.lookup("servertype", &Value::String(st)).to_vec();
-            for id in ids {
-                if let Some(mut obj) = data.remove(id) {
-                    obj.attrs.remove(a.as_str());
-                    data.insert(obj);
-                }
-            }
+        for obj in stripped {
+            data.remove(obj.id);
+            data.insert(obj);
         }
         Ok(())
     }

@@ -17,9 +17,6 @@ use crate::dataset::{as_id, id_value, Dataset, Obj};
 /// The new state of a created or changed object.
 pub(crate) struct Upsert {
     pub object: Obj,
-    /// `None` for a created object; else the attribute ids whose stored
-    /// values changed.
-    pub changed_attributes: Option<Vec<String>>,
 }
 
 pub(crate) struct Plan {
@@ -56,9 +53,9 @@ impl Dataset {
         // New objects get their ids first, so relations in this commit can
         // point at them.
         let mut new_hostnames: HashMap<String, (ObjectId, String)> = HashMap::new();
-        let mut created_ids = Vec::new();
+        let mut created_ids = BTreeSet::new();
         for (id, obj) in (self.next_id..).zip(&commit.created) {
-            created_ids.push(id);
+            created_ids.insert(id);
             if let Some(h) = obj.hostname() {
                 let st = obj.servertype().unwrap_or_default().to_owned();
                 if new_hostnames.insert(h.to_owned(), (id, st)).is_some() {
@@ -124,7 +121,7 @@ impl Dataset {
         };
         let mut history = Vec::new();
         let mut upserts = Vec::new();
-        for (id, (obj, changed)) in work {
+        for (id, (obj, _)) in work {
             let is_new = created_ids.contains(&id);
             let old = if is_new {
                 BTreeMap::new()
@@ -145,16 +142,7 @@ impl Dataset {
                     attributes,
                 });
             }
-            let changed_attributes = (!is_new).then(|| {
-                changed
-                    .into_iter()
-                    .filter(|a| !matches!(a.as_str(), "hostname" | "intern_ip"))
-                    .collect()
-            });
-            upserts.push(Upsert {
-                object: obj,
-                changed_attributes,
-            });
+            upserts.push(Upsert { object: obj });
         }
         let mut deletes = Vec::new();
         for id in deleted {

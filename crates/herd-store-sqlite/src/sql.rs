@@ -8,7 +8,6 @@ use herd_model::{
     Attribute, AttributeType, ChangeKind, CommitId, CommitRecord, DatetimeJson, Number,
     ObjectChange, ObjectId, Schema, Servertype, ServertypeAttribute, Value,
 };
-use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::dataset::{Dataset, Obj};
@@ -47,18 +46,16 @@ CREATE TABLE servertype_attribute (
     related_via_attribute TEXT,
     PRIMARY KEY (servertype_id, attribute_id)
 );
+-- attributes: a JSON object of the stored (not computed) attribute values,
+-- typed as in the API except relations, which hold object ids.
 CREATE TABLE server (
     object_id INTEGER PRIMARY KEY,
     hostname TEXT NOT NULL UNIQUE,
     servertype_id TEXT NOT NULL REFERENCES servertype,
-    intern_ip TEXT
+    intern_ip TEXT,
+    attributes TEXT NOT NULL
 );
-CREATE TABLE server_attribute (
-    object_id INTEGER NOT NULL REFERENCES server ON DELETE CASCADE,
-    attribute_id TEXT NOT NULL REFERENCES attribute,
-    value NOT NULL,
-    PRIMARY KEY (object_id, attribute_id, value)
-) WITHOUT ROWID;
+CREATE INDEX server_by_servertype ON server (servertype_id);
 CREATE TABLE commit_log (
     commit_id INTEGER PRIMARY KEY AUTOINCREMENT,
     author TEXT NOT NULL,
@@ -254,143 +251,118 @@ pub(crate) fn write_servertype(tx: &Transaction, s: &Servertype) -> SqlResult<()
     Ok(())
 }
 
-/// Encodes one stored single value (relations are `Number(object_id)`).
-fn encode(v: &Value) -> SqlValue {
-    match v {
-        Value::Null => SqlValue::Null,
-        Value::Bool(b) => SqlValue::Integer(*b as i64),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => SqlValue::Integer(i),
-            None => SqlValue::Real(n.get()),
-        },
-        Value::Datetime(d) => SqlValue::Integer(d.unix),
-        Value::Inet(n) => SqlValue::Text(inet_to_string(n)),
-        other => SqlValue::Text(other.to_text()),
+/// Decodes one stored single value of an attribute type.
+fn decode_one(ty: AttributeType, json: &serde_json::Value) -> Result<Value, String> {
+    if ty == AttributeType::Relation {
+        return json
+            .as_i64()
+            .map(|id| Value::Number(Number::from_i64(id)))
+            .ok_or_else(|| format!("relation value {json} is not an object id"));
     }
+    Value::from_json(json)?.coerce(ty)
 }
 
-fn decode(ty: AttributeType, v: ValueRef<'_>) -> Result<Value, String> {
-    let text = || -> Result<&str, String> {
-        match v {
-            ValueRef::Text(t) => std::str::from_utf8(t).map_err(|e| e.to_string()),
-            _ => Err(format!("expected text for {}", ty.name())),
-        }
-    };
-    let bad = |what: &str| format!("stored {} value {what:?} does not parse", ty.name());
-    Ok(match (ty, v) {
-        (AttributeType::Boolean, ValueRef::Integer(i)) => Value::Bool(i != 0),
-        (AttributeType::Number | AttributeType::Relation, ValueRef::Integer(i)) => {
-            Value::Number(Number::from_i64(i))
-        }
-        (AttributeType::Number, ValueRef::Real(f)) => {
-            Value::Number(Number::new(f).ok_or_else(|| bad("non-finite"))?)
-        }
-        (AttributeType::Datetime, ValueRef::Integer(i)) => {
-            Value::Datetime(herd_model::Datetime { unix: i })
-        }
-        (AttributeType::String, _) => Value::String(text()?.to_owned()),
-        (AttributeType::Inet, _) => {
-            Value::Inet(parse_inet(text()?).ok_or_else(|| bad(text().unwrap_or("")))?)
-        }
-        (AttributeType::Macaddr, _) => {
-            Value::Mac(text()?.parse().map_err(|_| bad(text().unwrap_or("")))?)
-        }
-        (AttributeType::Date, _) => {
-            Value::Date(text()?.parse().map_err(|_| bad(text().unwrap_or("")))?)
-        }
-        _ => {
-            return Err(format!(
-                "unexpected stored value for a {} attribute",
-                ty.name()
-            ))
-        }
-    })
+/// The stored attributes of an object as the `attributes` JSON text.
+pub(crate) fn encode_attributes(obj: &Obj) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = obj
+        .attrs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_json()))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+fn decode_attributes(
+    schema: &Schema,
+    keys: &mut BTreeMap<String, std::sync::Arc<str>>,
+    text: &str,
+) -> Result<BTreeMap<std::sync::Arc<str>, Value>, String> {
+    let map: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for (attribute_id, json) in map {
+        let Some(attribute) = schema.attributes.get(&attribute_id) else {
+            continue;
+        };
+        let ty = attribute.attribute_type;
+        let value = match &json {
+            serde_json::Value::Array(items) => Value::set(
+                items
+                    .iter()
+                    .map(|i| decode_one(ty, i))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|m| format!("{attribute_id}: {m}"))?,
+            ),
+            single => decode_one(ty, single).map_err(|m| format!("{attribute_id}: {m}"))?,
+        };
+        let key = keys
+            .entry(attribute_id)
+            .or_insert_with_key(|k| k.as_str().into())
+            .clone();
+        out.insert(key, value);
+    }
+    Ok(out)
 }
 
 /// Reads every object into memory.
 pub(crate) fn load_dataset(conn: &Connection) -> SqlResult<Dataset> {
     let schema = load_schema(conn)?;
     let mut objects: BTreeMap<ObjectId, Obj> = BTreeMap::new();
-    let mut stmt =
-        conn.prepare("SELECT object_id, hostname, servertype_id, intern_ip FROM server")?;
+    let mut keys: BTreeMap<String, std::sync::Arc<str>> = BTreeMap::new();
+    let mut servertypes: BTreeMap<String, std::sync::Arc<str>> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare("SELECT object_id, hostname, servertype_id, intern_ip, attributes FROM server")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let id: ObjectId = r.get(0)?;
         let ip: Option<String> = r.get(3)?;
         let intern_ip = match ip {
             None => Value::Null,
-            Some(t) => {
-                Value::Inet(parse_inet(&t).ok_or_else(|| corrupt(format!("intern_ip {t:?}")))?)
-            }
+            Some(t) => Value::Inet(
+                parse_inet(&t).ok_or_else(|| corrupt(format!("object {id}: intern_ip {t:?}")))?,
+            ),
         };
+        let servertype: String = r.get(2)?;
+        let servertype = servertypes
+            .entry(servertype)
+            .or_insert_with_key(|k| k.as_str().into())
+            .clone();
+        let text: String = r.get(4)?;
+        let attrs = decode_attributes(&schema, &mut keys, &text)
+            .map_err(|m| corrupt(format!("object {id}: {m}")))?;
         objects.insert(
             id,
             Obj {
                 id,
                 hostname: r.get(1)?,
-                servertype: r.get::<_, String>(2)?.into(),
+                servertype,
                 intern_ip,
-                attrs: BTreeMap::new(),
+                attrs,
             },
         );
-    }
-    let mut stmt = conn.prepare("SELECT object_id, attribute_id, value FROM server_attribute")?;
-    let mut rows = stmt.query([])?;
-    let mut keys: BTreeMap<String, std::sync::Arc<str>> = BTreeMap::new();
-    while let Some(r) = rows.next()? {
-        let id: ObjectId = r.get(0)?;
-        let attribute_id: String = r.get(1)?;
-        let Some(attribute) = schema.attributes.get(&attribute_id) else {
-            continue;
-        };
-        let value = decode(attribute.attribute_type, r.get_ref(2)?)
-            .map_err(|m| corrupt(format!("object {id}, attribute {attribute_id}: {m}")))?;
-        let Some(obj) = objects.get_mut(&id) else {
-            continue;
-        };
-        let key = keys
-            .entry(attribute_id)
-            .or_insert_with_key(|k| k.as_str().into())
-            .clone();
-        if attribute.is_multi() {
-            match obj
-                .attrs
-                .entry(key)
-                .or_insert_with(|| Value::Set(Vec::new()))
-            {
-                Value::Set(items) => items.push(value),
-                other => *other = Value::Set(vec![value]),
-            }
-        } else {
-            obj.attrs.insert(key, value);
-        }
-    }
-    for obj in objects.values_mut() {
-        for v in obj.attrs.values_mut() {
-            if let Value::Set(items) = v {
-                items.sort();
-                items.dedup();
-            }
-        }
     }
     Dataset::new(schema, objects).map_err(corrupt)
 }
 
-fn write_values(tx: &Transaction, id: ObjectId, attribute: &str, value: &Value) -> SqlResult<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO server_attribute (object_id, attribute_id, value) VALUES (?1, ?2, ?3)",
-    )?;
-    match value {
-        Value::Null => {}
-        Value::Set(items) => {
-            for item in items {
-                stmt.execute(params![id, attribute, encode(item)])?;
-            }
-        }
-        single => {
-            stmt.execute(params![id, attribute, encode(single)])?;
-        }
-    }
+/// Inserts or replaces one object's row.
+pub(crate) fn write_object(tx: &Transaction, obj: &Obj) -> SqlResult<()> {
+    let ip = match &obj.intern_ip {
+        Value::Inet(n) => Some(inet_to_string(n)),
+        _ => None,
+    };
+    tx.prepare_cached(
+        "INSERT INTO server (object_id, hostname, servertype_id, intern_ip, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (object_id) DO UPDATE
+         SET hostname = ?2, servertype_id = ?3, intern_ip = ?4, attributes = ?5",
+    )?
+    .execute(params![
+        obj.id,
+        obj.hostname,
+        &*obj.servertype,
+        ip,
+        encode_attributes(obj)
+    ])?;
     Ok(())
 }
 
@@ -408,41 +380,11 @@ pub(crate) fn write_commit(
     )?;
     let commit_id = tx.last_insert_rowid();
     for obj in &plan.deletes {
-        tx.execute(
-            "DELETE FROM server_attribute WHERE object_id = ?1",
-            [obj.id],
-        )?;
-        tx.execute("DELETE FROM server WHERE object_id = ?1", [obj.id])?;
+        tx.prepare_cached("DELETE FROM server WHERE object_id = ?1")?
+            .execute([obj.id])?;
     }
     for up in &plan.upserts {
-        let obj = &up.object;
-        let ip = match &obj.intern_ip {
-            Value::Inet(n) => Some(inet_to_string(n)),
-            _ => None,
-        };
-        tx.prepare_cached(
-            "INSERT INTO server (object_id, hostname, servertype_id, intern_ip) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (object_id) DO UPDATE SET hostname = ?2, servertype_id = ?3, intern_ip = ?4",
-        )?
-        .execute(params![obj.id, obj.hostname, &*obj.servertype, ip])?;
-        match &up.changed_attributes {
-            None => {
-                for (attribute, value) in &obj.attrs {
-                    write_values(&tx, obj.id, attribute, value)?;
-                }
-            }
-            Some(changed) => {
-                for attribute in changed {
-                    tx.prepare_cached(
-                        "DELETE FROM server_attribute WHERE object_id = ?1 AND attribute_id = ?2",
-                    )?
-                    .execute(params![obj.id, attribute])?;
-                    if let Some(value) = obj.attrs.get(attribute.as_str()) {
-                        write_values(&tx, obj.id, attribute, value)?;
-                    }
-                }
-            }
-        }
+        write_object(&tx, &up.object)?;
     }
     for change in &plan.history {
         let attributes = serde_json::to_string(&change.attributes)
@@ -520,20 +462,6 @@ pub(crate) fn read_history(
         }
     }
     Ok(out)
-}
-
-/// Removes an attribute's values from objects of one servertype.
-pub(crate) fn delete_values_of(
-    tx: &Transaction,
-    servertype_id: &str,
-    attribute_id: &str,
-) -> SqlResult<()> {
-    tx.execute(
-        "DELETE FROM server_attribute WHERE attribute_id = ?2 AND object_id IN
-             (SELECT object_id FROM server WHERE servertype_id = ?1)",
-        params![servertype_id, attribute_id],
-    )?;
-    Ok(())
 }
 
 pub(crate) fn object_exists(conn: &Connection, object_id: ObjectId) -> SqlResult<bool> {

@@ -27,6 +27,7 @@
 pub mod auth;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod fleet;
 
 use herd_model::{CommitId, CommitRecord, Object, ObjectId, Query, Schema, SchemaChange};
 
