@@ -206,6 +206,13 @@ fn check_attribute(schema: &Schema, a: &Attribute) -> Result<(), StoreError> {
             a.attribute_type.name()
         )));
     }
+    if let Some(target) = &a.target_servertype {
+        if schema.servertype(target).is_none() {
+            return Err(schema_rule(format!(
+                "attribute {id}: target servertype {target} does not exist; create it first"
+            )));
+        }
+    }
     if a.attribute_type == AttributeType::Reverse {
         let ok = a
             .reversed_attribute
