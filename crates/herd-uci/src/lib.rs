@@ -24,6 +24,7 @@
 pub mod cli;
 pub mod delta;
 pub mod diff;
+pub mod edit;
 pub mod export;
 pub mod model;
 pub mod ops;
@@ -35,6 +36,7 @@ mod tokenize;
 
 pub use delta::{Cmd, Delta};
 pub use diff::{diff, render as render_diff, Diff, OptionChange, SectionChange, SectionId};
+pub use edit::{edit, edit_with_script, EditError, Edited};
 pub use export::{
     commit_text, export, export_with, format_value, quote, show, ExportOptions, ShowOptions,
 };

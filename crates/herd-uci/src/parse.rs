@@ -72,6 +72,32 @@ pub fn parse_import(
     Ok((parser.finish(), skipped))
 }
 
+/// Where one `config`/`option`/`list` statement sits in the input: the byte
+/// range of the whole physical lines of its logical line (shared when one
+/// line holds several statements separated by `;`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stmt {
+    pub section: usize,
+    /// `None` for the `config` line itself.
+    pub option: Option<String>,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Parse strictly and record where every statement is (for the
+/// format-preserving editor).
+pub(crate) fn parse_with_layout(
+    input: &[u8],
+    name: &str,
+) -> Result<(Package, Vec<Stmt>), ParseError> {
+    let mut parser = Parser::new(input, name, Mode::Strict, Some(name.to_string()), true);
+    parser.layout = Some(Vec::new());
+    parser.run()?;
+    let layout = parser.layout.take().unwrap_or_default();
+    let package = parser.finish().pop().unwrap_or_else(|| Package::new(name));
+    Ok((package, layout))
+}
+
 struct Current {
     package: Package,
     /// Hash of a section name -> index of the first section with that hash,
@@ -121,6 +147,9 @@ struct Parser<'a> {
     section: Option<usize>,
     done: Vec<Package>,
     skipped: Vec<ParseError>,
+    layout: Option<Vec<Stmt>>,
+    /// Byte offset where the current logical line starts.
+    line_start: usize,
 }
 
 /// An error raised while parsing one line: reason and byte offset in the line buffer.
@@ -150,6 +179,8 @@ impl<'a> Parser<'a> {
             section: None,
             done: Vec::new(),
             skipped: Vec::new(),
+            layout: None,
+            line_start: 0,
         }
     }
 
@@ -157,6 +188,7 @@ impl<'a> Parser<'a> {
         let mut tok = Tok::default();
         while !self.reader.at_eof() {
             tok.pos = 0;
+            self.line_start = self.reader.offset();
             let start_line = self.reader.line() + 1;
             self.reader.getln(&mut tok, 0);
             if tok.buf.is_empty() {
@@ -255,6 +287,18 @@ impl<'a> Parser<'a> {
         }
     }
 
+    fn record(&mut self, section: usize, option: Option<String>) {
+        let (start, end) = (self.line_start, self.reader.offset());
+        if let Some(layout) = &mut self.layout {
+            layout.push(Stmt {
+                section,
+                option,
+                start,
+                end,
+            });
+        }
+    }
+
     fn assert_eol(&mut self, tok: &mut Tok) -> LineResult<()> {
         let (extra, at) = self.arg(tok, false)?;
         if !extra.is_empty() && self.mode == Mode::Strict {
@@ -331,7 +375,9 @@ impl<'a> Parser<'a> {
         let cur = self.current.as_mut().expect("switched above");
         if name.is_empty() {
             cur.package.add_anonymous(kind);
-            self.section = Some(cur.package.sections.len() - 1);
+            let i = cur.package.sections.len() - 1;
+            self.section = Some(i);
+            self.record(i, None);
             return Ok(());
         }
         let hash = name_hash(&name);
@@ -351,12 +397,14 @@ impl<'a> Parser<'a> {
             }
             s.kind = kind;
             self.section = Some(i);
+            self.record(i, None);
             return Ok(());
         }
         cur.package.add_named(kind, name);
         let i = cur.package.sections.len() - 1;
         cur.index.entry(hash).or_insert(i);
         self.section = Some(i);
+        self.record(i, None);
         Ok(())
     }
 
@@ -373,6 +421,7 @@ impl<'a> Parser<'a> {
         }
         let (value, _) = self.arg(tok, false)?;
         self.assert_eol(tok)?;
+        self.record(si, Some(name.clone()));
         let cur = self.current.as_mut().expect("a section implies a package");
         let section = &mut cur.package.sections[si];
         let existing = section.options.iter().position(|o| o.name == name);

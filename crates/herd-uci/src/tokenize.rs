@@ -22,6 +22,11 @@ impl<'a> LineReader<'a> {
         self.off >= self.input.len()
     }
 
+    /// Byte offset of the next unread line.
+    pub(crate) fn offset(&self) -> usize {
+        self.off
+    }
+
     /// Lines fully read so far.
     pub(crate) fn line(&self) -> usize {
         self.line

@@ -19,6 +19,8 @@ use std::process::ExitCode;
   herd uci show FILE               `uci show` of FILE
   herd uci diff OLD NEW [--json]   semantic diff of two versions of one package
   herd uci batch OLD NEW           the `uci batch` script that turns OLD into NEW
+  herd uci edit FILE [--dry-run]   run a `uci batch` script (stdin) on FILE, keeping
+                                   its comments, order and quoting
 
 OpenWrt-compatible (see docs/uci.md):
   herd uci [-c CONFDIR] [-p DIR] [-P SAVEDIR] [-q] [-X] COMMAND ...
@@ -87,6 +89,10 @@ fn herd_mode(rest: &[String]) -> anyhow::Result<Option<ExitCode>> {
         ("diff", [old, new]) => diff(old, new, json).map(Some),
         ("diff", _) => Err(Exit::new(USAGE, "usage: herd uci diff OLD NEW [--json]").into()),
         ("batch", [old, new]) => batch(old, new).map(Some),
+        ("edit", [file]) => edit(file, tail.iter().any(|a| a == "--dry-run")).map(Some),
+        ("edit", _) => {
+            Err(Exit::new(USAGE, "usage: herd uci edit FILE [--dry-run] < SCRIPT").into())
+        }
         _ => Ok(None),
     }
 }
@@ -121,6 +127,29 @@ fn fmt(file: &str, check: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(super::exit::FAILURE));
     }
     std::fs::write(file, text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn edit(file: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let original = std::fs::read_to_string(file)
+        .map_err(|e| Exit::new(super::exit::NOT_FOUND, format!("{file}: {e}")))?;
+    let mut script = String::new();
+    std::io::stdin().read_to_string(&mut script)?;
+    let edited = herd_uci::edit_with_script(&original, &package_name(file), &script)
+        .map_err(|e| Exit::new(USAGE, format!("{file}: {e}")))?;
+    if edited.rewritten {
+        eprintln!(
+            "{file}: a changed statement shares its line with another; the whole file is rewritten"
+        );
+    }
+    if dry_run {
+        print!("{}", edited.text);
+    } else if edited.text != original {
+        let tmp = format!("{file}.herd-tmp");
+        std::fs::write(&tmp, &edited.text)?;
+        std::fs::rename(&tmp, file)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
