@@ -74,8 +74,7 @@ pub fn edit(original: &str, target: &Package) -> Result<Edited, ParseError> {
         }
         let last_end = stmts_of(i).map(|s| s.end).max().unwrap_or(original.len());
         let option_indent = stmts_of(i)
-            .filter(|s| s.option.is_some())
-            .last()
+            .rfind(|s| s.option.is_some())
             .map_or_else(|| "\t".to_string(), |s| indent_at(original, s.start));
         for opt in &o.options {
             if n.option(&opt.name).is_none() {
