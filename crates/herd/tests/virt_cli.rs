@@ -29,7 +29,8 @@ fn herd_env(args: &[&str], default_uri: Option<&str>) -> Output {
     cmd.args(args)
         .env_remove("LIBVIRT_DEFAULT_URI")
         .env_remove("HERD_URL")
-        .env("HERD_CONFIG", "/nonexistent/herd.toml");
+        .env_remove("HERD_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/herd-test");
     if let Some(uri) = default_uri {
         cmd.env("LIBVIRT_DEFAULT_URI", uri);
     }

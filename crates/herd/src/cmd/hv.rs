@@ -37,6 +37,10 @@ struct BootstrapArgs {
     /// Show what would change; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Hostname to register the hypervisor under in the inventory (with
+    /// one URI only); default: the hostname libvirt reports.
+    #[arg(long)]
+    name: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -53,13 +57,25 @@ struct InfoArgs {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::Bootstrap(a) => bootstrap(a),
+        Command::Bootstrap(a) => bootstrap(global, a),
         Command::Info(a) => info(a),
         Command::Evacuate(a) => super::migrate::evacuate(global, a),
     }
 }
 
-fn bootstrap(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
+fn bootstrap(global: &Global, args: BootstrapArgs) -> anyhow::Result<ExitCode> {
+    if args.name.is_some() && args.uris.len() > 1 {
+        return Err(Exit::new(
+            exit::USAGE,
+            "--name names one hypervisor: give one URI with it",
+        )
+        .into());
+    }
+    let inventory = if args.dry_run {
+        None
+    } else {
+        super::vm::inventory(global)?
+    };
     let uris: Vec<Option<&str>> = if args.uris.is_empty() {
         vec![None]
     } else {
@@ -76,15 +92,36 @@ fn bootstrap(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
         }
         let hv = Hypervisor::open(uri).map_err(virt_error)?;
         let report = hv.bootstrap(&opts).map_err(virt_error)?;
+        let registered = match &inventory {
+            Some(client) => {
+                let name = args
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| report.host.hostname.clone());
+                let outcome = super::vm::register_hypervisor(client, &name, hv.uri())?;
+                Some(serde_json::json!({"hostname": name, "inventory": outcome}))
+            }
+            None => None,
+        };
         if !args.json {
             print_bootstrap(&report);
+            if let Some(r) = &registered {
+                println!(
+                    "inventory: hypervisor {} {}\n",
+                    r["hostname"].as_str().unwrap_or("?"),
+                    r["inventory"].as_str().unwrap_or("?")
+                );
+            }
         }
-        reports.push(report);
+        let mut value = serde_json::to_value(&report)?;
+        value["inventory"] = registered.unwrap_or(serde_json::Value::Null);
+        reports.push((report, value));
     }
     let ids: Vec<(String, String)> = reports
         .iter()
-        .map(|r| (r.uri.clone(), r.host.host_uuid.clone()))
+        .map(|(r, _)| (r.uri.clone(), r.host.host_uuid.clone()))
         .collect();
+    let reports: Vec<serde_json::Value> = reports.into_iter().map(|(_, v)| v).collect();
     let duplicates = check::duplicate_host_uuids(&ids);
     if args.json {
         let dups: Vec<_> = duplicates
