@@ -545,3 +545,57 @@ fn table(header: &[&str]) -> comfy_table::Table {
     table.set_header(header.to_vec());
     table
 }
+
+/// `herd serve`'s authentication flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuthFlags {
+    /// Authenticate requests: `auto` (on as soon as the database has a
+    /// user, else off and loopback only), `on`, or `off` (loopback only).
+    #[arg(long, value_enum, default_value = "auto", env = "HERD_AUTH")]
+    pub auth: AuthMode,
+    /// Accept RSA signatures with SHA-1 (`ssh-rsa`), as very old clients send.
+    #[arg(long)]
+    pub legacy_ssh_rsa: bool,
+    /// Refuse serveradmin's signing schemes (no nonce, path not signed).
+    #[arg(long)]
+    pub no_serveradmin_auth: bool,
+    /// Accepted clock skew of signed requests, in seconds.
+    #[arg(long, default_value_t = 16)]
+    pub auth_window: i64,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Auto,
+    On,
+    Off,
+}
+
+/// Put the auth store (in the inventory's database) and the verifier
+/// settings into the server state, as `flags` say.
+pub fn with_auth(
+    state: herd_server::AppState,
+    store: std::sync::Arc<herd_store_sqlite::SqliteStore>,
+    flags: &AuthFlags,
+) -> anyhow::Result<herd_server::AppState> {
+    if flags.auth == AuthMode::Off {
+        return Ok(state);
+    }
+    let auth =
+        SqliteAuthStore::shared(store).map_err(|e| exit(e, "cannot open the user tables"))?;
+    if flags.auth == AuthMode::Auto && auth.users().map_err(|e| exit(e, ""))?.is_empty() {
+        eprintln!(
+            "note: no users yet, so requests are not authenticated (loopback only); \
+             create an administrator with `herd user add NAME --admin --db FILE` and restart"
+        );
+        return Ok(state);
+    }
+    Ok(state.with_auth(herd_server::auth::Auth {
+        store: std::sync::Arc::new(auth),
+        settings: herd_auth::Settings {
+            window_secs: flags.auth_window,
+            legacy_ssh_rsa: flags.legacy_ssh_rsa,
+            serveradmin_schemes: !flags.no_serveradmin_auth,
+        },
+    }))
+}

@@ -72,7 +72,7 @@ def main():
     p.add_argument("mode", choices=["headers", "send"])
     p.add_argument("url", nargs="?")
     p.add_argument("path", nargs="?")
-    p.add_argument("--key")
+    p.add_argument("--key", action="append", default=[])
     p.add_argument("--agent", action="store_true")
     p.add_argument("--rsa-algorithm", default=None)
     p.add_argument("--body", default="")
@@ -80,7 +80,7 @@ def main():
     if a.agent:
         keys = list(paramiko.Agent().get_keys())
     else:
-        keys = [load_private_key(a.key)]
+        keys = [load_private_key(k) for k in a.key]
     body = a.body.encode()
     headers = auth_headers(keys, body, a.rsa_algorithm)
     if a.mode == "headers":
