@@ -91,13 +91,10 @@ fn plan(
         .collect();
     snap.load(&touched)?;
     let current: HashMap<ObjectId, Draft> = {
-        let mut m = HashMap::new();
-        for id in &touched {
-            if let Some(o) = snap.get(*id) {
-                snap.load_related(std::slice::from_ref(&o))?;
-                m.insert(*id, draft_of(&snap, &o));
-            }
-        }
+        let loaded: Vec<_> = touched.iter().filter_map(|id| snap.get(*id)).collect();
+        snap.load_related(&loaded)?;
+        let m: HashMap<ObjectId, Draft> =
+            loaded.iter().map(|o| (o.id, draft_of(&snap, o))).collect();
         snap.take_error()?;
         m
     };
@@ -505,7 +502,8 @@ fn draft_of<C: postgres::GenericClient>(snap: &Snapshot<'_, C>, o: &Obj) -> Draf
     }
 }
 
-/// Writes the planned changes; relation hostnames become object ids here.
+/// Writes the planned changes in a few set-based statements; relation
+/// hostnames become object ids here.
 fn write(tx: &mut Transaction<'_>, catalog: &Catalog, writes: &[Write]) -> Result<(), StoreError> {
     let schema = &catalog.schema;
     let deleted: Vec<ObjectId> = writes
@@ -520,54 +518,74 @@ fn write(tx: &mut Transaction<'_>, catalog: &Catalog, writes: &[Write]) -> Resul
             .map_err(internal)?;
     }
     let targets = relation_targets(tx, catalog, writes)?;
-    // Hostnames first (new objects may point at each other), then values.
-    let taken_by = |tx: &mut Transaction<'_>, d: &Draft| -> Result<Option<String>, StoreError> {
-        Ok(tx
-            .query_opt(
-                "SELECT hostname FROM server WHERE hostname = $1 AND object_id <> $2",
-                &[&d.hostname, &d.id],
-            )
-            .map_err(internal)?
-            .map(|r| r.get(0)))
-    };
+
+    // Rows of `server`: new objects, and objects renamed or readdressed.
+    let mut created = ServerRows::default();
+    let mut updated = ServerRows::default();
+    let mut seen = HashSet::new();
     for w in writes {
-        let (d, is_new) = match w {
-            Write::Create(d) => (d, true),
-            Write::Update(d, changed, _)
+        let rows = match w {
+            Write::Create(_) => &mut created,
+            Write::Update(_, changed, _)
                 if changed.iter().any(|c| c == "hostname" || c == "intern_ip") =>
             {
-                (d, false)
+                &mut updated
             }
             _ => continue,
         };
-        if taken_by(tx, d)?.is_some() {
-            return Err(rule(
-                "unique_hostname",
-                &d.hostname,
-                Some("hostname"),
-                format!("hostname {} is taken by another object", d.hostname),
-            ));
+        let (Write::Create(d) | Write::Update(d, _, _)) = w else {
+            continue;
+        };
+        if !seen.insert(d.hostname.as_str()) {
+            return Err(taken(&d.hostname));
         }
-        let ip = match &d.intern_ip {
-            Value::Inet(n) => Some(n.to_string()),
-            _ => None,
-        };
-        let sql = if is_new {
-            "INSERT INTO server (object_id, hostname, servertype_id, intern_ip)
-             VALUES ($1, $2, $3, $4::text::inet)"
-        } else {
-            "UPDATE server SET hostname = $2, intern_ip = $4::text::inet
-             WHERE object_id = $1 AND servertype_id = $3"
-        };
-        tx.execute(sql, &[&d.id, &d.hostname, &d.servertype, &ip])
-            .map_err(internal)?;
+        rows.push(d);
     }
-    let insert = tx
-        .prepare(
-            "INSERT INTO server_attribute (object_id, attribute_id, value, num, ip)
-             VALUES ($1, $2, $3, $4, $5::text::inet)",
+    let mine: Vec<ObjectId> = created.ids.iter().chain(&updated.ids).copied().collect();
+    let names: Vec<&String> = created.hostnames.iter().chain(&updated.hostnames).collect();
+    if let Some(r) = tx
+        .query_opt(
+            "SELECT hostname FROM server
+             WHERE hostname = ANY($1) AND NOT (object_id = ANY($2)) LIMIT 1",
+            &[&names, &mine],
+        )
+        .map_err(internal)?
+    {
+        return Err(taken(r.get(0)));
+    }
+    if !updated.ids.is_empty() {
+        // Free the old names first, so two objects may swap hostnames.
+        tx.execute(
+            "UPDATE server SET hostname = '#' || object_id WHERE object_id = ANY($1)",
+            &[&updated.ids],
         )
         .map_err(internal)?;
+        tx.execute(
+            "UPDATE server s SET hostname = t.h, intern_ip = t.ip::inet
+             FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(id, h, ip)
+             WHERE s.object_id = t.id",
+            &[&updated.ids, &updated.hostnames, &updated.ips],
+        )
+        .map_err(internal)?;
+    }
+    if !created.ids.is_empty() {
+        tx.execute(
+            "INSERT INTO server (object_id, hostname, servertype_id, intern_ip)
+             SELECT id, h, st, ip::inet
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS t(id, h, st, ip)",
+            &[
+                &created.ids,
+                &created.hostnames,
+                &created.servertypes,
+                &created.ips,
+            ],
+        )
+        .map_err(internal)?;
+    }
+
+    // Values: drop the changed attributes' old rows, insert the new rows.
+    let (mut clear_ids, mut clear_attrs): (Vec<ObjectId>, Vec<&str>) = (Vec::new(), Vec::new());
+    let mut rows = ValueRows::default();
     for w in writes {
         let (d, attributes): (&Draft, Vec<&str>) = match w {
             Write::Create(d) => (d, d.attrs.keys().map(String::as_str).collect()),
@@ -586,11 +604,8 @@ fn write(tx: &mut Transaction<'_>, catalog: &Catalog, writes: &[Write]) -> Resul
                 continue;
             };
             if matches!(w, Write::Update(..)) {
-                tx.execute(
-                    "DELETE FROM server_attribute WHERE object_id = $1 AND attribute_id = $2",
-                    &[&d.id, &a],
-                )
-                .map_err(internal)?;
+                clear_ids.push(d.id);
+                clear_attrs.push(a);
             }
             let items: Vec<&Value> = match d.attrs.get(a) {
                 None | Some(Value::Null) => continue,
@@ -609,13 +624,86 @@ fn write(tx: &mut Transaction<'_>, catalog: &Catalog, writes: &[Write]) -> Resul
                 } else {
                     (*item).clone()
                 };
-                let (text, num, ip) = encode(&stored);
-                tx.execute(&insert, &[&d.id, &a, &text, &num, &ip])
-                    .map_err(internal)?;
+                rows.push(d.id, a, &stored);
             }
         }
     }
+    if !clear_ids.is_empty() {
+        tx.execute(
+            "DELETE FROM server_attribute v USING unnest($1::bigint[], $2::text[]) AS t(id, a)
+             WHERE v.object_id = t.id AND v.attribute_id = t.a",
+            &[&clear_ids, &clear_attrs],
+        )
+        .map_err(internal)?;
+    }
+    if !rows.ids.is_empty() {
+        tx.execute(
+            "INSERT INTO server_attribute (object_id, attribute_id, value, num, ip)
+             SELECT id, a, v, n, ip::inet
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::text[])
+                  AS t(id, a, v, n, ip)",
+            &[
+                &rows.ids,
+                &rows.attributes,
+                &rows.values,
+                &rows.nums,
+                &rows.ips,
+            ],
+        )
+        .map_err(internal)?;
+    }
     Ok(())
+}
+
+fn taken(hostname: &str) -> StoreError {
+    rule(
+        "unique_hostname",
+        hostname,
+        Some("hostname"),
+        format!("hostname {hostname} is taken by another object"),
+    )
+}
+
+/// Columns of `server` rows, for one `unnest` statement.
+#[derive(Default)]
+struct ServerRows {
+    ids: Vec<ObjectId>,
+    hostnames: Vec<String>,
+    servertypes: Vec<String>,
+    ips: Vec<Option<String>>,
+}
+
+impl ServerRows {
+    fn push(&mut self, d: &Draft) {
+        self.ids.push(d.id);
+        self.hostnames.push(d.hostname.clone());
+        self.servertypes.push(d.servertype.clone());
+        self.ips.push(match &d.intern_ip {
+            Value::Inet(n) => Some(n.to_string()),
+            _ => None,
+        });
+    }
+}
+
+/// Columns of `server_attribute` rows, for one `unnest` statement.
+#[derive(Default)]
+struct ValueRows<'a> {
+    ids: Vec<ObjectId>,
+    attributes: Vec<&'a str>,
+    values: Vec<String>,
+    nums: Vec<Option<f64>>,
+    ips: Vec<Option<String>>,
+}
+
+impl<'a> ValueRows<'a> {
+    fn push(&mut self, id: ObjectId, attribute: &'a str, v: &Value) {
+        let (text, num, ip) = encode(v);
+        self.ids.push(id);
+        self.attributes.push(attribute);
+        self.values.push(text);
+        self.nums.push(num);
+        self.ips.push(ip);
+    }
 }
 
 /// Every object a relation value of the commit names, by hostname, with
@@ -714,6 +802,7 @@ fn check_dataset_rules(
     catalog: &Catalog,
     writes: &[Write],
 ) -> Result<(), StoreError> {
+    let (mut host_ids, mut host_ips): (Vec<ObjectId>, Vec<String>) = (Vec::new(), Vec::new());
     for w in writes {
         let d = match w {
             Write::Create(d) => d,
@@ -728,26 +817,8 @@ fn check_dataset_rules(
         };
         match st.ip_addr_type {
             IpAddrType::Host => {
-                if let Some(r) = tx
-                    .query_opt(
-                        "SELECT s.hostname FROM server s JOIN servertype t USING (servertype_id)
-                         WHERE t.ip_addr_type = 'host' AND s.intern_ip = $1::text::inet
-                           AND s.object_id <> $2 LIMIT 1",
-                        &[&net.to_string(), &d.id],
-                    )
-                    .map_err(internal)?
-                {
-                    let other: String = r.get(0);
-                    return Err(rule(
-                        "unique_ip",
-                        &d.hostname,
-                        Some("intern_ip"),
-                        format!(
-                            "intern_ip {} is already used by host {other}; host addresses are unique",
-                            crate::query::inet_text(net)
-                        ),
-                    ));
-                }
+                host_ids.push(d.id);
+                host_ips.push(net.to_string());
             }
             IpAddrType::Network => {
                 if let Some(r) = tx
@@ -772,6 +843,40 @@ fn check_dataset_rules(
                 }
             }
             IpAddrType::Null | IpAddrType::Loadbalancer => {}
+        }
+    }
+    if !host_ids.is_empty() {
+        // One query for every host address the commit wrote (unique index
+        // scan per address).
+        if let Some(r) = tx
+            .query_opt(
+                "SELECT t.id, s.hostname, host(s.intern_ip)
+                 FROM unnest($1::bigint[], $2::text[]) AS t(id, ip)
+                 JOIN server s ON s.intern_ip = t.ip::inet AND s.object_id <> t.id
+                 JOIN servertype st ON st.servertype_id = s.servertype_id
+                 WHERE st.ip_addr_type = 'host' LIMIT 1",
+                &[&host_ids, &host_ips],
+            )
+            .map_err(internal)?
+        {
+            let (id, other, ip): (ObjectId, String, String) = (r.get(0), r.get(1), r.get(2));
+            let hostname = writes
+                .iter()
+                .find_map(|w| match w {
+                    Write::Create(d) | Write::Update(d, _, _) if d.id == id => {
+                        Some(d.hostname.as_str())
+                    }
+                    _ => None,
+                })
+                .unwrap_or("the object");
+            return Err(rule(
+                "unique_ip",
+                hostname,
+                Some("intern_ip"),
+                format!(
+                    "intern_ip {ip} is already used by host {other}; host addresses are unique"
+                ),
+            ));
         }
     }
     let deleted: HashMap<String, &str> = writes
@@ -824,27 +929,28 @@ fn record_history(
         )
         .map_err(internal)?
         .get(0);
-    let insert = tx
-        .prepare(
-            "INSERT INTO object_change (commit_id, object_id, hostname, kind, attributes)
-             VALUES ($1, $2, $3, $4, $5::text::jsonb)",
-        )
-        .map_err(internal)?;
-    for change in history(catalog, writes) {
-        let attributes = serde_json::to_string(&change.attributes)
-            .map_err(|e| StoreError::Internal(format!("history of {}: {e}", change.hostname)))?;
-        tx.execute(
-            &insert,
-            &[
-                &commit_id,
-                &change.object_id,
-                &change.hostname,
-                &crate::sql::enum_text(&change.kind),
-                &attributes,
-            ],
-        )
-        .map_err(internal)?;
+    let changes = history(catalog, writes);
+    let mut ids = Vec::with_capacity(changes.len());
+    let mut hostnames = Vec::with_capacity(changes.len());
+    let mut kinds = Vec::with_capacity(changes.len());
+    let mut attributes = Vec::with_capacity(changes.len());
+    for change in changes {
+        attributes.push(
+            serde_json::to_string(&change.attributes).map_err(|e| {
+                StoreError::Internal(format!("history of {}: {e}", change.hostname))
+            })?,
+        );
+        ids.push(change.object_id);
+        hostnames.push(change.hostname);
+        kinds.push(crate::sql::enum_text(&change.kind));
     }
+    tx.execute(
+        "INSERT INTO object_change (commit_id, object_id, hostname, kind, attributes)
+         SELECT $1, id, h, k, a::jsonb
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS t(id, h, k, a)",
+        &[&commit_id, &ids, &hostnames, &kinds, &attributes],
+    )
+    .map_err(internal)?;
     Ok(commit_id)
 }
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use herd_model::compile::Comparison;
-use herd_model::value::{inet_to_string, parse_inet};
+use herd_model::value::parse_inet;
 use herd_model::{
     AttributeType, CompiledQuery, InetFamily, MatchContext, Matcher, Object, ObjectId, Restrict,
     Schema, Value,
@@ -684,9 +684,4 @@ pub(crate) fn as_id(v: &Value) -> Option<ObjectId> {
         Value::Number(n) => n.as_i64(),
         _ => None,
     }
-}
-
-/// The text an inet value is stored as in `value`.
-pub(crate) fn inet_text(n: &IpNet) -> String {
-    inet_to_string(n)
 }

@@ -62,6 +62,7 @@ CREATE TABLE server (
 CREATE INDEX server_hostname_prefix ON server (hostname text_pattern_ops);
 CREATE INDEX server_servertype ON server (servertype_id);
 CREATE INDEX server_intern_ip ON server USING gist (intern_ip inet_ops);
+CREATE INDEX server_intern_ip_eq ON server (intern_ip);
 CREATE TABLE server_attribute (
     object_id bigint NOT NULL REFERENCES server ON DELETE CASCADE,
     attribute_id text NOT NULL REFERENCES attribute,

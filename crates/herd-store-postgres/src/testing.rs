@@ -40,8 +40,19 @@ pub struct TempPostgres {
 }
 
 impl TempPostgres {
-    /// Initialises and starts a cluster (a few seconds).
+    /// Initialises and starts a cluster (a few seconds), tuned for tests:
+    /// no fsync, asynchronous commit.
     pub fn start() -> Result<TempPostgres, TestingError> {
+        TempPostgres::start_with(false)
+    }
+
+    /// A cluster with PostgreSQL's default durability (fsync, synchronous
+    /// commit), as benchmarks need.
+    pub fn start_durable() -> Result<TempPostgres, TestingError> {
+        TempPostgres::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<TempPostgres, TestingError> {
         let bin = server_binaries()?;
         let as_postgres = is_root();
         let dir = tempfile::Builder::new()
@@ -85,9 +96,13 @@ impl TempPostgres {
         let mut last = None;
         for _ in 0..5 {
             let port = free_port()?;
+            let tuning = if durable {
+                "-c shared_buffers=512MB"
+            } else {
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            };
             let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 {tuning} -c max_connections=200",
                 cluster.dir.display()
             );
             let result = run(
