@@ -94,8 +94,12 @@ fn sparse_raw_volume() {
 }
 
 #[test]
-fn default_pool_and_network() {
+fn default_dir_pool() {
     insta::assert_snapshot!(dir_pool_xml("default", "/var/lib/libvirt/images"));
+}
+
+#[test]
+fn default_nat_network() {
     insta::assert_snapshot!(default_network_xml());
 }
 

@@ -502,7 +502,7 @@ impl Recorder {
 }
 
 fn inventory_failed(name: &str, e: ClientError) -> anyhow::Error {
-    anyhow::Error::from(super::inventory::client_error(e)).context(format!(
+    super::inventory::client_error(e).context(format!(
         "libvirt has the change but the inventory does not; `herd vm sync` repairs {name}"
     ))
 }
