@@ -310,6 +310,83 @@ fn newer_at(sector: &[u8], n: u32, max_lba: u32) -> bool {
     found > n && (found - n).is_multiple_of(max_lba)
 }
 
+/// The directory of the `default` pool test guests live in.
+pub const IMAGES: &str = "/var/lib/libvirt/images";
+/// The sectors the guests of [`create_guest`] write (1..=MAX_LBA).
+pub const MAX_LBA: u32 = 100_000;
+
+/// Define, start and autostart a `default` dir pool at [`IMAGES`] on `uri`
+/// (what `herd hv bootstrap` does, for tests that do not need the rest).
+pub fn ensure_default_pool(uri: &str) -> Result<(), virt::error::Error> {
+    let conn = crate::libvirt::open(uri)?;
+    let pool = match conn.lookup_storage_pool_by_name("default") {
+        Ok(p) => p,
+        Err(_) => conn.define_storage_pool_xml(
+            &format!(
+                "<pool type='dir'><name>default</name><target><path>{IMAGES}</path></target></pool>"
+            ),
+            0,
+        )?,
+    };
+    if !pool.is_active()? {
+        pool.create(0)?;
+    }
+    pool.set_autostart(true)
+}
+
+/// One disk of [`create_guest`]: device, size and MiB of data to fill in.
+pub struct GuestDisk<'a> {
+    pub target: &'a str,
+    pub size_mib: u64,
+    pub data_mib: u64,
+}
+
+/// Create the disks (`NAME-TARGET.qcow2` in the `default` pool, the first
+/// one holding the writer's boot sector) and define the guest on `uri`;
+/// start it when `start`. `outside` maps a host path to this machine's.
+pub fn create_guest(
+    uri: &str,
+    name: &str,
+    disks: &[GuestDisk],
+    outside: impl Fn(&str) -> Option<std::path::PathBuf>,
+    serial_log: &Path,
+    start: bool,
+) -> Result<(), String> {
+    let boot = boot_sector(MAX_LBA);
+    let mut paths = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        let path = format!("{IMAGES}/{name}-{}.qcow2", d.target);
+        let local = outside(&path).ok_or_else(|| format!("no local path for {path}"))?;
+        make_qcow2(
+            &local,
+            d.size_mib << 20,
+            (i == 0).then_some(&boot),
+            d.data_mib,
+        )
+        .map_err(|e| format!("create {}: {e}", local.display()))?;
+        paths.push((d.target, path));
+    }
+    let conn = crate::libvirt::open(uri).map_err(|e| e.to_string())?;
+    conn.lookup_storage_pool_by_name("default")
+        .and_then(|p| p.refresh(0))
+        .map_err(|e| e.to_string())?;
+    let test_disks: Vec<TestDisk> = paths
+        .iter()
+        .map(|(t, p)| TestDisk {
+            target: t,
+            path: p,
+            format: "qcow2",
+        })
+        .collect();
+    let dom = conn
+        .define_domain_xml(&domain_xml(name, 32, &test_disks, Some(serial_log)))
+        .map_err(|e| e.to_string())?;
+    if start {
+        dom.create().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

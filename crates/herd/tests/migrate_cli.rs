@@ -1,0 +1,322 @@
+//! `herd vm migrate` and `herd hv evacuate` end to end: the real binary,
+//! a real `herd serve` inventory, and a two-host lab of real libvirtd/QEMU.
+
+mod inventory_support;
+
+use herd_client::{Client, HistoryQuery, Value};
+use herd_lab::{Lab, LabConfig, LabHost};
+use herd_migrate::testguest::{self, GuestDisk};
+use inventory_support::{stderr, stdout, Server, HERD};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct World {
+    dir: tempfile::TempDir,
+    lab: Option<Lab>,
+    hosts: Vec<LabHost>,
+    server: Server,
+}
+
+impl World {
+    /// Two lab hosts with a default pool, registered as hv1/hv2 in a fresh
+    /// inventory, plus the VM objects `vms` on hv1.
+    fn new(vms: &[&str]) -> World {
+        let dir = tempfile::Builder::new()
+            .prefix("herd-mcli")
+            .tempdir()
+            .unwrap();
+        let lab = Lab::up(LabConfig {
+            hosts: 2,
+            dir: dir.path().join("lab"),
+            ssh: false,
+        })
+        .expect("lab up");
+        let hosts = lab.hosts();
+        for h in &hosts {
+            testguest::ensure_default_pool(&h.uri).expect("pool");
+        }
+        let server = Server::start();
+        let client = server.client();
+        let schema = serde_json::json!([
+            {"action": "create_attribute", "attribute": {"attribute_id": "libvirt_uri", "type": "string"}},
+            {"action": "create_servertype", "servertype": {"servertype_id": "hypervisor", "ip_addr_type": "host",
+                "attributes": [{"attribute_id": "libvirt_uri"}]}},
+            {"action": "create_attribute", "attribute": {"attribute_id": "hypervisor", "type": "relation", "target_servertype": "hypervisor"}},
+            {"action": "create_servertype", "servertype": {"servertype_id": "vm", "ip_addr_type": "host",
+                "attributes": [{"attribute_id": "hypervisor"}]}},
+        ]);
+        client
+            .change_schema(&serde_json::from_value::<Vec<_>>(schema).unwrap())
+            .expect("schema");
+        let mut commit = herd_client::Commit::default();
+        for (i, h) in hosts.iter().enumerate() {
+            commit.created.push(object(serde_json::json!({
+                "hostname": h.name, "servertype": "hypervisor",
+                "intern_ip": format!("10.0.0.{}", i + 1), "libvirt_uri": h.uri,
+            })));
+        }
+        for (i, vm) in vms.iter().enumerate() {
+            commit.created.push(object(serde_json::json!({
+                "hostname": vm, "servertype": "vm",
+                "intern_ip": format!("10.1.0.{}", i + 1), "hypervisor": "hv1",
+            })));
+        }
+        client.commit(&commit).expect("fleet");
+        World {
+            dir,
+            lab: Some(lab),
+            hosts,
+            server,
+        }
+    }
+
+    fn guest(&self, vm: &str, data_mib: u64) {
+        let host = &self.hosts[0];
+        testguest::create_guest(
+            &host.uri,
+            vm,
+            &[GuestDisk {
+                target: "vda",
+                size_mib: 128,
+                data_mib,
+            }],
+            |p| host.outside(Path::new(p)),
+            &self.dir.path().join(format!("{vm}.serial")),
+            true,
+        )
+        .expect("guest");
+    }
+
+    fn herd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(HERD);
+        cmd.args(args)
+            .env("HERD_URL", &self.server.url)
+            .env("HERD_MIGRATION_HISTORY", self.history())
+            .env_remove("HERD_CONFIG")
+            .env("XDG_CONFIG_HOME", "/nonexistent/herd-test");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.herd(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run herd")
+    }
+
+    fn history(&self) -> PathBuf {
+        self.dir.path().join("migrations.jsonl")
+    }
+
+    fn client(&self) -> Client {
+        self.server.client()
+    }
+
+    fn hypervisor_of(&self, vm: &str) -> Option<Value> {
+        self.client().get(vm).unwrap().get("hypervisor").cloned()
+    }
+
+    fn virsh(&self, host: usize, args: &[&str]) -> String {
+        let out = Command::new("virsh")
+            .arg("-c")
+            .arg(&self.hosts[host].uri)
+            .args(args)
+            .output()
+            .expect("virsh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(lab) = self.lab.take() {
+            let _ = lab.down();
+        }
+    }
+}
+
+fn object(json: serde_json::Value) -> herd_client::Object {
+    serde_json::from_value(json).expect("object")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn migrate_by_inventory_names_moves_the_vm_and_updates_its_hypervisor() {
+    let world = World::new(&["cvm1"]);
+    world.guest("cvm1", 4);
+
+    let out = world.run(&["vm", "migrate", "cvm1", "hv2", "--dry-run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "lock",
+            "create_volume",
+            "migrate_live",
+            "verify",
+            "delete_source_volume",
+            "update_inventory",
+            "unlock",
+            "record_history"
+        ]
+    );
+    assert!(
+        world
+            .virsh(1, &["list", "--all", "--name"])
+            .trim()
+            .is_empty(),
+        "dry run changed nothing"
+    );
+
+    let out = world.run(&["vm", "migrate", "cvm1", "hv2", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    assert!(
+        events.iter().any(|e| e["event"] == "progress"),
+        "{}",
+        stdout(&out)
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["report"]["deleted"][0], "default/cvm1-vda.qcow2");
+
+    assert_eq!(world.hypervisor_of("cvm1"), Some(Value::from("hv2")));
+    assert!(world.virsh(1, &["list", "--name"]).contains("cvm1"));
+    assert!(!world
+        .virsh(0, &["list", "--all", "--name"])
+        .contains("cvm1"));
+    let history = std::fs::read_to_string(world.history()).unwrap();
+    assert_eq!(history.lines().count(), 1);
+    let commits = world
+        .client()
+        .history(&HistoryQuery {
+            hostname: Some("cvm1".into()),
+            ..HistoryQuery::default()
+        })
+        .unwrap();
+    assert_eq!(commits.len(), 2, "created, then moved: {commits:?}");
+}
+
+#[test]
+fn sigint_mid_migration_undoes_everything_and_exits_130() {
+    let world = World::new(&["cvm2"]);
+    world.guest("cvm2", 48);
+    let mut child = world
+        .herd(&["vm", "migrate", "cvm2", "hv2", "--bandwidth", "2", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start herd");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut progress = 0;
+    let mut seen = Vec::new();
+    while progress < 8 {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("herd ended early: {seen:?}");
+        };
+        if line.contains("\"progress\"") {
+            progress += 1;
+        }
+        seen.push(line);
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    let last: serde_json::Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(last["event"], "failed");
+    assert_eq!(last["interrupted"], true);
+
+    assert!(
+        world.virsh(0, &["list", "--name"]).contains("cvm2"),
+        "running on the source"
+    );
+    assert!(world
+        .virsh(1, &["list", "--all", "--name"])
+        .trim()
+        .is_empty());
+    assert!(world
+        .virsh(1, &["vol-list", "default"])
+        .lines()
+        .all(|l| !l.contains("cvm2")));
+    assert_eq!(world.hypervisor_of("cvm2"), Some(Value::from("hv1")));
+    assert!(!world.history().exists());
+    let commits = world
+        .client()
+        .history(&HistoryQuery {
+            hostname: Some("cvm2".into()),
+            ..HistoryQuery::default()
+        })
+        .unwrap();
+    assert_eq!(commits.len(), 1, "only the creation: {commits:?}");
+}
+
+#[test]
+fn name_collision_on_the_destination_is_refused_with_exit_6() {
+    let world = World::new(&["cvm3"]);
+    world.guest("cvm3", 1);
+    let theirs = world.hosts[1]
+        .outside(Path::new("/var/lib/libvirt/images/cvm3-vda.qcow2"))
+        .unwrap();
+    std::fs::write(&theirs, b"somebody else's data").unwrap();
+    let out = world.run(&["vm", "migrate", "cvm3", "hv2", "--json"]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    let refusal: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(refusal["refused"]["reasons"][0]["reason"], "volume_exists");
+    assert!(
+        stderr(&out).contains("never overwrites"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&theirs).unwrap(), b"somebody else's data");
+    assert_eq!(world.hypervisor_of("cvm3"), Some(Value::from("hv1")));
+    assert!(world.virsh(0, &["list", "--name"]).contains("cvm3"));
+}
+
+#[test]
+fn evacuation_moves_both_vms_and_reports_each() {
+    let world = World::new(&["evm1", "evm2"]);
+    world.guest("evm1", 2);
+    world.guest("evm2", 2);
+    let out = world.run(&["hv", "evacuate", "hv1", "--parallel", "2", "--json"]);
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    let summary = lines.last().unwrap();
+    let vms = summary["vms"].as_array().unwrap();
+    assert_eq!(vms.len(), 2, "{summary}");
+    for v in vms {
+        assert_eq!(v["status"], "moved", "{v}");
+    }
+    let on_hv2 = world.virsh(1, &["list", "--name"]);
+    assert!(
+        on_hv2.contains("evm1") && on_hv2.contains("evm2"),
+        "{on_hv2}"
+    );
+    assert!(world
+        .virsh(0, &["list", "--all", "--name"])
+        .trim()
+        .is_empty());
+    assert_eq!(world.hypervisor_of("evm1"), Some(Value::from("hv2")));
+    assert_eq!(world.hypervisor_of("evm2"), Some(Value::from("hv2")));
+}
