@@ -179,3 +179,40 @@ fn a_running_guest_dies_with_its_lab() {
     lab.down().unwrap();
     assert!(pids.iter().all(|&p| !alive(p)), "QEMU killed with the lab");
 }
+
+#[test]
+fn loop_devices_backed_by_lab_files_are_detached_on_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lab");
+    let lab = Lab::up(LabConfig {
+        hosts: 1,
+        dir: dir.clone(),
+        ssh: false,
+    })
+    .unwrap();
+    let hv1 = lab.host("hv1").unwrap();
+    let image = hv1
+        .outside(Path::new("/var/lib/libvirt/images/blk.img"))
+        .unwrap();
+    assert_eq!(image, dir.join("hv1/lib/images/blk.img"));
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let out = std::process::Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let name = device.trim_start_matches("/dev/").to_string();
+    let backing = || std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"));
+    assert!(backing().is_ok());
+    lab.down().unwrap();
+    assert!(backing().is_err(), "{device} detached");
+}
