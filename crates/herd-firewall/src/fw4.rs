@@ -212,6 +212,12 @@ impl Addr {
 
 type Group = (Option<Vec<Addr>>, Option<Vec<Addr>>, Option<Vec<Addr>>);
 
+/// Positive devices (`None`: any), inverted plain names, inverted wildcards.
+type DeviceGroup = (Option<Vec<String>>, Vec<String>, Vec<String>);
+
+/// A forwarding's family, source, destination and name.
+type ForwardingSpec = (u8, ZoneRef, ZoneRef, Option<String>);
+
 /// One zone match rule: a device group and subnet group of a zone.
 #[derive(Debug, Clone, Default)]
 pub struct ZoneMatch {
@@ -763,7 +769,7 @@ impl Loader<'_> {
             }
         };
 
-        let mut groups: Vec<(Option<Vec<String>>, Vec<String>, Vec<String>)> = Vec::new();
+        let mut groups: Vec<DeviceGroup> = Vec::new();
         let mut plain = Vec::new();
         let mut plain_invert = Vec::new();
         let mut wildcard_invert = Vec::new();
@@ -895,7 +901,7 @@ impl Loader<'_> {
     }
 
     fn parse_forwarding(&mut self, s: &Section) {
-        let parsed = (|| -> Result<Option<(u8, ZoneRef, ZoneRef, Option<String>)>, Invalid> {
+        let parsed = (|| -> Result<Option<ForwardingSpec>, Invalid> {
             let enabled = self
                 .opt(s, "enabled", Some("1"), parse_bool)?
                 .unwrap_or(true);

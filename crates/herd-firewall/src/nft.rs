@@ -559,7 +559,7 @@ impl Eval<'_> {
         let p = self.packet;
         match m {
             Match::Nfproto(f) => (*f == 6) == p.v6(),
-            Match::L4proto { protos, .. } => protos.iter().any(|x| *x == p.proto),
+            Match::L4proto { protos, .. } => protos.contains(&p.proto),
             Match::Iface { egress, name } => {
                 let dev = if *egress { &p.oif } else { &p.iif };
                 dev.as_deref() == Some(name.as_str())

@@ -5,7 +5,6 @@ use herd_firewall::fw4::{self, Environment, Network};
 use std::path::{Path, PathBuf};
 
 pub struct Case {
-    pub name: String,
     pub files: Vec<(String, String)>,
     pub expect_stdout: Option<String>,
 }
@@ -46,7 +45,6 @@ pub fn read_case(name: &str) -> Case {
         }
     }
     Case {
-        name: name.to_string(),
         files,
         expect_stdout,
     }
