@@ -1,47 +1,23 @@
-//! The benchmark fleet of `shared/bench/fleet-100k`: its schema file turned
-//! into schema changes, its objects, and the fixed query parameters.
+//! The benchmark fleet of `shared/bench/fleet-100k`: generating it, its
+//! objects, and the fixed query parameters with the expected result counts.
+//! Schema conversion and the queries come from `herd_store::fleet`, shared
+//! with the in-process store bench.
 
 use anyhow::{bail, Context};
-use herd_model::{
-    Attribute, AttributeType, InetFamily, IpAddrType, Object, SchemaChange, Servertype,
-    ServertypeAttribute,
-};
+use herd_model::{Object, SchemaChange};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `schema.json` as `gen_dataset.py` writes it.
-#[derive(Deserialize)]
-struct FleetSchema {
-    servertypes: Vec<FleetServertype>,
-    /// attribute id → [type, multi, {"target": .., "af": ..}]
-    attributes: BTreeMap<String, (String, bool, BTreeMap<String, String>)>,
-    servertype_attributes: BTreeMap<String, Vec<String>>,
-    #[serde(default)]
-    required: BTreeMap<String, Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct FleetServertype {
-    servertype_id: String,
-    ip_addr_type: IpAddrType,
-    #[serde(default)]
-    description: String,
-}
-
-/// `bench_params.json` as `make_params.py` writes it.
+/// What `bench_params.json` says besides the query parameters: the
+/// expected result counts, and the hostnames the commits change.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Params {
     pub hostnames: Vec<String>,
-    pub game_world: i64,
     pub game_world_count: usize,
-    pub hypervisor: String,
     pub hypervisor_count: usize,
-    pub regexp: String,
     pub regexp_count: usize,
-    pub net24: String,
     pub net24_count: usize,
     pub commit_hostname: String,
 }
@@ -78,52 +54,19 @@ impl Fleet {
         serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
     }
 
-    /// The schema as changes in an order every engine accepts: servertypes
-    /// first (empty), then attributes (relations can name their target),
-    /// then each servertype's attribute list.
+    /// The schema as changes, converted as the in-process store bench does
+    /// (`herd_store::fleet`), so both measure the same fleet.
     pub fn schema_changes(&self) -> anyhow::Result<Vec<SchemaChange>> {
         let path = self.dir.join("schema.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let fleet: FleetSchema = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a fleet schema", path.display()))?;
-        let mut changes = Vec::new();
-        for st in &fleet.servertypes {
-            let mut servertype = Servertype::new(&st.servertype_id, st.ip_addr_type);
-            servertype.description = st.description.clone();
-            changes.push(SchemaChange::CreateServertype { servertype });
-        }
-        for (id, (ty, multi, extra)) in &fleet.attributes {
-            let ty: AttributeType =
-                serde_json::from_value(serde_json::Value::String(ty.clone()))
-                    .with_context(|| format!("attribute {id}: unknown type {ty}"))?;
-            let mut attribute = Attribute::new(id, ty);
-            attribute.multi = *multi;
-            attribute.target_servertype = extra.get("target").cloned();
-            attribute.inet_address_family = match extra.get("af").map(String::as_str) {
-                Some("IPV4") => Some(InetFamily::Ipv4),
-                Some("IPV6") => Some(InetFamily::Ipv6),
-                _ => None,
-            };
-            changes.push(SchemaChange::CreateAttribute { attribute });
-        }
-        for st in &fleet.servertypes {
-            let required = fleet.required.get(&st.servertype_id);
-            let mut servertype = Servertype::new(&st.servertype_id, st.ip_addr_type);
-            servertype.description = st.description.clone();
-            for a in fleet
-                .servertype_attributes
-                .get(&st.servertype_id)
-                .into_iter()
-                .flatten()
-            {
-                let mut sa = ServertypeAttribute::new(a);
-                sa.required = required.is_some_and(|r| r.contains(a));
-                servertype.attributes.push(sa);
-            }
-            changes.push(SchemaChange::UpdateServertype { servertype });
-        }
-        Ok(changes)
+        herd_store::fleet::schema_changes(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a fleet schema: {e}", path.display()))
+    }
+
+    /// The query parameters in the shape `herd_store::fleet::query` takes.
+    pub fn bench_params(&self) -> anyhow::Result<herd_store::fleet::BenchParams> {
+        Ok(herd_store::fleet::params(&self.dir)?)
     }
 
     pub fn hypervisors(&self) -> anyhow::Result<Vec<Object>> {

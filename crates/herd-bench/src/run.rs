@@ -2,10 +2,9 @@
 
 use crate::fleet::{Fleet, Params};
 use anyhow::{bail, Context};
-use herd_client::{Change, Client, Commit, Query, Value};
+use herd_client::{Change, Client, Commit, Value};
 use herd_store::Store;
 use herd_store_sqlite::SqliteStore;
-use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,29 +25,6 @@ const SERVERADMIN_P50_MS: [f64; 5] = [21.0, 69.0, 274.0, 98.0, 94.0];
 const SERVERADMIN_COMMIT_P50_MS: f64 = 55.0;
 const QUERIES: [char; 5] = ['a', 'b', 'c', 'd', 'e'];
 
-/// The fleet-100k query `id`; `i` picks the hostname of query a.
-fn query_for(id: char, i: usize, p: &Params) -> Query {
-    let r5 = json!([
-        "hostname",
-        "intern_ip",
-        "project",
-        "game_world",
-        "responsible_admin",
-        "object_id"
-    ]);
-    let body = match id {
-        'a' => json!({"filters": {"hostname": p.hostnames[i % p.hostnames.len()]}, "restrict": r5}),
-        'b' => json!({"filters": {"game_world": p.game_world}, "restrict": r5}),
-        'c' => json!({"filters": {"hostname": {"Regexp": p.regexp}}, "restrict": r5}),
-        'd' => json!({"filters": {"hypervisor": p.hypervisor},
-                      "restrict": ["hostname", "intern_ip", "project", "responsible_admin", "object_id",
-                                   {"hypervisor": ["hostname", "object_id"]}]}),
-        _ => json!({"filters": {"intern_ip": {"ContainedBy": p.net24}}, "restrict": r5}),
-    };
-    // The bodies above are fixed and valid.
-    serde_json::from_value(body).unwrap_or_default()
-}
-
 fn expected_count(id: char, p: &Params) -> usize {
     match id {
         'a' => 1,
@@ -60,8 +36,17 @@ fn expected_count(id: char, p: &Params) -> usize {
 }
 
 pub fn run(fleet: &Fleet, params: &Params, db: &Path, settings: &Settings) -> anyhow::Result<()> {
-    let store =
-        Arc::new(SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?);
+    let bench = fleet.bench_params()?;
+    let query_for = |id: char, i: usize, _: &Params| herd_store::fleet::query(&bench, id, i);
+    let store: Arc<dyn Store> = match db.to_str().filter(|d| d.starts_with("postgres")) {
+        Some(url) => Arc::new(herd_store_postgres::PgStore::open(
+            url,
+            &Default::default(),
+        )?), // --db postgres://... (pg)
+        None => Arc::new(
+            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
+        ),
+    };
     let addr = start_server(Arc::clone(&store) as Arc<dyn Store>)?;
     let url = format!("http://{addr}");
     let make_client = || -> anyhow::Result<Client> {
@@ -89,7 +74,7 @@ pub fn run(fleet: &Fleet, params: &Params, db: &Path, settings: &Settings) -> an
     );
     println!();
 
-    if store.is_empty()? {
+    if store.schema()?.servertypes.is_empty() {
         load(fleet, &client, settings.batch)?;
     } else {
         println!(
