@@ -71,17 +71,20 @@ struct On {
 
 #[derive(clap::Args, Debug)]
 struct CreateArgs {
+    /// Name of the VM (letters, digits, '.', '_', '-'); its disk is NAME.FORMAT.
     name: String,
     #[command(flatten)]
     on: On,
     /// Memory (512M, 2G).
     #[arg(long, default_value = "512M")]
     memory: String,
+    /// Virtual CPUs.
     #[arg(long, default_value_t = 1)]
     vcpus: u32,
     /// Disk capacity (10G); the volume is created sparse.
     #[arg(long, default_value = "10G")]
     disk: String,
+    /// Disk image format.
     #[arg(long, value_enum, default_value_t = Format::Qcow2)]
     format: Format,
     /// Storage pool of the disk.
@@ -125,6 +128,7 @@ enum AccelArg {
 
 #[derive(clap::Args, Debug)]
 struct NameArgs {
+    /// Name of the VM.
     name: String,
     #[command(flatten)]
     on: On,
@@ -132,6 +136,7 @@ struct NameArgs {
 
 #[derive(clap::Args, Debug)]
 struct StopArgs {
+    /// Name of the VM.
     name: String,
     #[command(flatten)]
     on: On,
@@ -145,6 +150,7 @@ struct StopArgs {
 
 #[derive(clap::Args, Debug)]
 struct DeleteArgs {
+    /// Name of the VM.
     name: String,
     #[command(flatten)]
     on: On,
