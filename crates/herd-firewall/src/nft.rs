@@ -472,10 +472,20 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// The fw4 rule name (`!fw4: NAME` comment) of the last named rule on the
-    /// path that decided, the user-facing reason.
+    /// Why, in the operator's terms: the first configured rule or
+    /// forwarding on the path (fw4 names them in comments), or the chain's
+    /// default when only the default policy's reject or drop applied.
     pub fn reason(&self) -> String {
-        for step in self.trace.iter().rev() {
+        if let Some(step) = self.trace.iter().find(|s| {
+            s.rule == "jump handle_reject"
+                && matches!(s.chain.as_str(), "input" | "forward" | "output")
+        }) {
+            return format!(
+                "the {} chain's default REJECT: no rule allowed it",
+                step.chain
+            );
+        }
+        for step in &self.trace {
             if let Some(name) = step
                 .rule
                 .rsplit_once("comment \"!fw4: ")
@@ -488,7 +498,7 @@ impl Decision {
         }
         match &self.decided_by {
             DecidedBy::Rule { chain, rule } => format!("{rule} (chain {chain})"),
-            DecidedBy::Policy { chain } => format!("policy of chain {chain}"),
+            DecidedBy::Policy { chain } => format!("the {chain} chain's policy: no rule matched"),
             DecidedBy::NoChain => "no filter chain on this hook".to_string(),
         }
     }

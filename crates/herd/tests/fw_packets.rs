@@ -2,21 +2,20 @@
 //! herd's nftables ruleset with Debian's `nft`. A client in the whitelisted
 //! VLAN reaches the whitelisted wan address with TCP, UDP and ICMP (proto
 //! all), is rejected towards the other address, the LAN is unaffected, and
-//! `check` (the evaluator behind `herd fw check`) agrees with every packet.
+//! `herd fw check` agrees with every packet. The whole path goes through
+//! the CLI: `herd fw render` → `herd fw nft` → `nft -f` → `herd fw check`.
 //!
 //! Addresses: whitelisted VLAN 192.0.2.0/24, LAN 198.51.100.0/24, wan
 //! 203.0.113.0/24 (whitelisted 203.0.113.10, other 203.0.113.20), all
 //! inside namespaces this test creates and deletes.
 
-use herd_firewall::check::{self, Query};
-use herd_firewall::fw4::{self, Environment};
-use herd_firewall::nft::FinalVerdict;
-use herd_firewall::policy::{self, Destination, Policy, Router, Switch, WhitelistZone};
-use herd_uci::{parse_str, Package};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-const DEFAULT_FIREWALL: &str = include_str!("corpus/openwrt-defaults/firewall.fw4-default");
+const HERD: &str = env!("CARGO_BIN_EXE_herd");
+const DEFAULT_FIREWALL: &str =
+    include_str!("../../herd-firewall/tests/corpus/openwrt-defaults/firewall.fw4-default");
 const NETWORK: &str =
     "config interface 'loopback'\n\toption device 'lo'\n\toption proto 'static'\n\
 \toption ipaddr '127.0.0.1'\n\toption netmask '255.0.0.0'\n\n\
@@ -26,33 +25,23 @@ config interface 'wan'\n\toption device 'wan'\n\toption proto 'static'\n\
 \toption ipaddr '203.0.113.1'\n\toption netmask '255.255.255.0'\n\n\
 config switch_vlan\n\toption device 'switch0'\n\toption vlan '1'\n\toption ports '1 2 3 4 5t'\n";
 
-fn lab_policy() -> Policy {
-    Policy {
-        router: Router {
-            hostname: "router1".into(),
-            switch: Switch::Swconfig {
-                device: "switch0".into(),
-                cpu_port: "5".into(),
-                lan_vlan: 1,
-                lan_ports: vec!["1".into(), "2".into(), "3".into(), "4".into()],
-                uplink: "eth0".into(),
-            },
-            wan_zone: "wan".into(),
-            address: None,
-        },
-        zones: vec![WhitelistZone {
-            name: "limited".into(),
-            vlan: 42,
-            ports: vec!["4".into()],
-            gateway: "192.0.2.1".parse().expect("addr"),
-            prefix: 24,
-            destinations: vec![Destination {
-                address: "203.0.113.10".into(),
-                name: "allowed-host".into(),
-            }],
-            protocols: vec!["all".into()],
-        }],
-    }
+/// The router and its whitelist zone as inventory objects (`herd query --json`).
+const POLICY: &str = r#"[
+  {"hostname": "router1", "servertype": "openwrt_router", "openwrt_switch": "swconfig",
+   "openwrt_switch_device": "switch0", "openwrt_cpu_port": "5", "openwrt_uplink": "eth0",
+   "openwrt_lan_vlan": 1, "openwrt_lan_ports": ["1", "2", "3", "4"], "openwrt_wan_zone": "wan"},
+  {"hostname": "limited", "servertype": "openwrt_whitelist_zone", "openwrt_router": "router1",
+   "whitelist_vlan": 42, "whitelist_ports": ["4"], "whitelist_gateway": "192.0.2.1/24",
+   "whitelist_destinations": ["203.0.113.10"],
+   "whitelist_destination_names": ["203.0.113.10=allowed-host"]}
+]"#;
+
+fn herd(args: &[&str], dir: &Path) -> Output {
+    Command::new(HERD)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("herd")
 }
 
 /// Namespaces and processes, removed on drop (also when a test fails).
@@ -304,31 +293,61 @@ fn icmp_ok(lab: &mut Lab, from: &str, dst: &str) -> bool {
         .success()
 }
 
-fn herd_says(network: &Package, firewall: &Package, src: &str, dst: &str, proto: &str) -> bool {
-    let q = Query {
-        src: src.parse().expect("src"),
-        dst: dst.parse().expect("dst"),
-        proto: proto.to_string(),
-        dport: (proto != "icmp").then_some(if proto == "tcp" { 8080 } else { 5353 }),
-        wan_zone: "wan".into(),
-    };
-    let v = check::check(
-        &policy::to_fw_package(network),
-        &policy::to_fw_package(firewall),
-        &q,
-    )
-    .expect("check");
-    v.decision.verdict == FinalVerdict::Accept
+/// `herd fw check --config DIR`: exit 0 for accept, 1 for reject or drop.
+fn herd_says(dir: &Path, src: &str, dst: &str, proto: &str) -> bool {
+    let mut args = vec![
+        "fw", "check", "--config", "rendered", "--src", src, "--dst", dst, "--proto", proto,
+    ];
+    let port = if proto == "tcp" { "8080" } else { "5353" };
+    if proto != "icmp" {
+        args.extend(["--dport", port]);
+    }
+    let out = herd(&args, dir);
+    match out.status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        _ => panic!(
+            "herd fw check failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }
 
 #[test]
 fn whitelisted_vlan_reaches_only_listed_destinations_with_real_packets() {
-    let network = parse_str(NETWORK, "network").expect("network");
-    let firewall = parse_str(DEFAULT_FIREWALL, "firewall").expect("firewall");
-    let out = policy::render(&lab_policy(), &network, &firewall).expect("render");
-    let env = Environment::from_network_package(&policy::to_fw_package(&out.network));
-    let (_, ruleset) = fw4::render(&policy::to_fw_package(&out.firewall), &env);
-    let mut lab = build_lab(&ruleset.render());
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    std::fs::create_dir_all(dir.join("current")).expect("mkdir");
+    std::fs::write(dir.join("current/network"), NETWORK).expect("network");
+    std::fs::write(dir.join("current/firewall"), DEFAULT_FIREWALL).expect("firewall");
+    std::fs::write(dir.join("policy.json"), POLICY).expect("policy");
+    let render = herd(
+        &[
+            "fw",
+            "render",
+            "router1",
+            "--policy",
+            "policy.json",
+            "--current",
+            "current",
+            "--output",
+            "rendered",
+        ],
+        dir,
+    );
+    assert!(
+        render.status.success(),
+        "render: {}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    let nft = herd(&["fw", "nft", "--config", "rendered"], dir);
+    assert!(
+        nft.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&nft.stderr)
+    );
+    let ruleset = String::from_utf8(nft.stdout).expect("utf8 ruleset");
+    let mut lab = build_lab(&ruleset);
     let server = nsx(&lab.ns("w"), &["nc", "-l", "-k", "8080"])
         .stdout(Stdio::null())
         .spawn()
@@ -355,7 +374,7 @@ fn whitelisted_vlan_reaches_only_listed_destinations_with_real_packets() {
             "udp" => udp_ok(&mut lab, ns, dst),
             _ => icmp_ok(&mut lab, ns, dst),
         };
-        let herd = herd_says(&out.network, &out.firewall, src, dst, proto);
+        let herd = herd_says(dir, src, dst, proto);
         report.push(format!(
             "{proto} {src} -> {dst}: packets {}, herd fw check {}, expected {}",
             if passed { "pass" } else { "rejected" },
