@@ -46,9 +46,11 @@ pub struct Args {
     /// database this tool loaded before (then loading is skipped).
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// Sign every request with this private key file (OpenSSH format).
+    /// Sign every request (Ed25519, herd's SSHSIG scheme) and have the
+    /// server verify it: a key is made with ssh-keygen and registered for
+    /// an admin user `bench`.
     #[arg(long)]
-    pub key: Option<PathBuf>,
+    pub sign: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         duration: Duration::from_secs_f64(args.seconds),
         sequential: args.sequential,
         batch: args.batch,
-        key: args.key.clone(),
+        sign_dir: args.sign.then(|| tmp.path().to_path_buf()),
     };
     run::run(&fleet, &params, &db, &settings)
 }

@@ -3,7 +3,9 @@
 use crate::fleet::{Fleet, Params};
 use anyhow::{bail, Context};
 use herd_client::{Change, Client, Commit, Value};
+use herd_store::auth::{AuthStore, StoredKey, User};
 use herd_store::Store;
+use herd_store_sqlite::auth::SqliteAuthStore;
 use herd_store_sqlite::SqliteStore;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,9 @@ pub struct Settings {
     pub duration: Duration,
     pub sequential: usize,
     pub batch: usize,
-    pub key: Option<PathBuf>,
+    /// Sign every request: a key is made in this directory and registered
+    /// for an admin user, and the server authenticates.
+    pub sign_dir: Option<PathBuf>,
 }
 
 /// serveradmin 4.26 on the same kind of machine (fleet-100k README):
@@ -38,20 +42,48 @@ fn expected_count(id: char, p: &Params) -> usize {
 pub fn run(fleet: &Fleet, params: &Params, db: &Path, settings: &Settings) -> anyhow::Result<()> {
     let bench = fleet.bench_params()?;
     let query_for = |id: char, i: usize, _: &Params| herd_store::fleet::query(&bench, id, i);
-    let store: Arc<dyn Store> = match db.to_str().filter(|d| d.starts_with("postgres")) {
-        Some(url) => Arc::new(herd_store_postgres::PgStore::open(
-            url,
-            &Default::default(),
-        )?), // --db postgres://... (pg)
-        None => Arc::new(
-            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
-        ),
+    let (store, auth): (Arc<dyn Store>, Arc<dyn AuthStore>) =
+        match db.to_str().filter(|d| d.starts_with("postgres")) {
+            Some(url) => {
+                // --db postgres://... (pg)
+                let pg = Arc::new(herd_store_postgres::PgStore::open(
+                    url,
+                    &Default::default(),
+                )?);
+                (pg.clone(), pg)
+            }
+            None => {
+                let sqlite = Arc::new(
+                    SqliteStore::open(db)
+                        .with_context(|| format!("cannot open {}", db.display()))?,
+                );
+                let auth = Arc::new(SqliteAuthStore::shared(Arc::clone(&sqlite))?);
+                (sqlite, auth)
+            }
+        };
+    let key = match &settings.sign_dir {
+        Some(dir) => Some(register_bench_key(auth.as_ref(), dir)?),
+        None => None,
     };
-    let addr = start_server(Arc::clone(&store) as Arc<dyn Store>)?;
+    let mut state = herd_server::AppState::new(
+        Arc::clone(&store),
+        herd_server::Settings {
+            // The loader sends thousands of objects per commit.
+            body_limit: 512 * 1024 * 1024,
+            anonymous_author: "herd-bench".to_string(),
+        },
+    );
+    if key.is_some() {
+        state = state.with_auth(herd_server::auth::Auth {
+            store: auth,
+            settings: herd_auth::Settings::default(),
+        });
+    }
+    let addr = start_server(state)?;
     let url = format!("http://{addr}");
     let make_client = || -> anyhow::Result<Client> {
         let client = Client::new(&url)?;
-        Ok(match &settings.key {
+        Ok(match &key {
             Some(path) => client.with_signer(Box::new(
                 herd_auth::KeyFileSigner::load(path, None)
                     .with_context(|| format!("cannot load key {}", path.display()))?,
@@ -66,8 +98,8 @@ pub fn run(fleet: &Fleet, params: &Params, db: &Path, settings: &Settings) -> an
         settings.clients,
         settings.duration.as_secs_f64(),
         settings.sequential,
-        if settings.key.is_some() {
-            "yes (key file)"
+        if key.is_some() {
+            "yes (Ed25519 key file, herd's SSHSIG scheme)"
         } else {
             "no"
         }
@@ -191,13 +223,46 @@ fn number(v: Option<&Value>) -> i64 {
     }
 }
 
-fn start_server(store: Arc<dyn Store>) -> anyhow::Result<SocketAddr> {
-    let settings = herd_server::Settings {
-        // The loader sends thousands of objects per commit.
-        body_limit: 512 * 1024 * 1024,
-        anonymous_author: "herd-bench".to_string(),
-    };
-    let state = herd_server::AppState::new(store, settings);
+/// Make an Ed25519 key with ssh-keygen in `dir` and register it for the
+/// admin user `bench`; returns the private key file.
+fn register_bench_key(auth: &dyn AuthStore, dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("bench_ed25519");
+    if !path.exists() {
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "herd-bench", "-f"])
+            .arg(&path)
+            .status()
+            .context("cannot run ssh-keygen")?;
+        if !status.success() {
+            bail!("ssh-keygen failed ({status})");
+        }
+    }
+    let public = std::fs::read_to_string(path.with_extension("pub"))?;
+    let key = herd_auth::keys::parse_public_key(&public)?;
+    if auth.user("bench").is_err() {
+        auth.add_user(&User {
+            name: "bench".to_string(),
+            admin: true,
+            read_only: false,
+            disabled: false,
+        })?;
+    }
+    if auth
+        .keys(Some("bench"))?
+        .iter()
+        .all(|k| k.fingerprint != key.fingerprint)
+    {
+        auth.add_key(&StoredKey {
+            fingerprint: key.fingerprint.clone(),
+            user: "bench".to_string(),
+            algorithm: key.algorithm.clone(),
+            public_key: key.openssh,
+        })?;
+    }
+    Ok(path)
+}
+
+fn start_server(state: herd_server::AppState) -> anyhow::Result<SocketAddr> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
