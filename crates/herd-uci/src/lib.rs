@@ -1,7 +1,8 @@
 //! OpenWrt UCI configuration: a parser and serializer with libuci's exact
-//! rules, a semantic diff and `uci batch` scripts. herd-uci knows nothing
-//! about firewalls: the only domain knowledge here is the table of which
-//! options are lists in which package ([`schema`]).
+//! rules, a semantic diff, `uci batch` scripts and a drop-in for OpenWrt's
+//! `uci` command line. herd-uci knows nothing about firewalls: the only
+//! domain knowledge here is one table of which options are lists, booleans,
+//! enums or section keys in which package ([`schema`]).
 //!
 //! The central type is [`Package`]: ordered [`Section`]s (type, name or
 //! libuci's `cfgXXYYYY` id for anonymous ones), each holding ordered
@@ -17,9 +18,18 @@
 //! - [`Package::add_anonymous`], [`Package::add_named`], [`Section::set`],
 //!   [`Section::set_list`], [`Section::add_list`]: build configs in code.
 //! - [`Package::resolve`]: `@type[i]` / `@type[-1]` / name → section index.
+//! - [`diff()`] + [`render_diff`]: the semantic diff (serde-serializable).
+//! - [`batch_script`]: the `uci batch` script from one version to another;
+//!   [`run_script`]: run such a script in memory with libuci's semantics.
+//! - [`edit()`] / [`edit_with_script`]: format-preserving edits of
+//!   hand-written files.
+//! - [`ops`]: libuci's `set`/`add_list`/`delete`... returning staged
+//!   [`Delta`]s; [`store::Store`]: config and delta directories;
+//!   [`cli::main`]: `uci ARGS...`.
 //!
-//! I/O lives only in [`store`] (config and delta directories); everything
-//! else is pure.
+//! Pure decisions, thin effects: only [`store`] and [`cli`] touch files;
+//! the parser, serializer, diff, script generator and editor are pure
+//! functions of their inputs.
 
 pub mod cli;
 pub mod delta;

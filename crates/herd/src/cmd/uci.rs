@@ -13,7 +13,7 @@ use std::process::ExitCode;
 /// OpenWrt UCI: herd's file commands, or OpenWrt's `uci` command line.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "herd commands (FILE arguments are paths; a bare package name means OpenWrt's uci):
+    after_help = "herd commands (a FILE for export/show must contain a `/`, e.g. ./firewall; a bare pkg[.section] means OpenWrt's uci):
   herd uci fmt FILE [--check]      rewrite FILE as `uci commit` would write it
   herd uci export FILE             `uci export` of FILE (package name from the file name)
   herd uci show FILE               `uci show` of FILE
@@ -58,8 +58,10 @@ pub fn run(_global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
+/// `export`/`show` take a file when the argument has a `/` (`./firewall`);
+/// a bare `pkg[.section[.option]]` is OpenWrt's syntax.
 fn is_path(s: &str) -> bool {
-    s.contains('/') || s.contains('.')
+    s.contains('/')
 }
 
 /// herd's own file commands; `None` means "OpenWrt uci syntax".
