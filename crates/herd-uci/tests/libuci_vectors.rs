@@ -584,3 +584,111 @@ fn cram_broken_config_is_a_parse_error_with_position() {
     assert_eq!(e.line, 1);
     assert!(e.reason.contains("unterminated"), "{e}");
 }
+
+// ---- ucimap-example (libuci's ucimap sample, run twice with -s) -----------
+
+/// What `ucimap-example -s` prints for `shunit2/config/network`, computed the
+/// way its ucimap maps do: interfaces with typed options, `aliases` as an
+/// auto-split list of section references, alias sections linked back to
+/// their interface. With `store`, lan's ipaddr is cleared and its aliases
+/// list is rewritten from the linked aliases, staged as deltas (uci_save).
+fn ucimap_example(store: &herd_uci::Store, save: bool) -> String {
+    use herd_uci::ops::{self, Ptr};
+    let mut p = store.load("network").expect("load network").package;
+    let mut out = String::new();
+    let interfaces: Vec<usize> = (0..p.sections.len())
+        .filter(|&i| p.sections[i].kind == "interface")
+        .collect();
+    for i in interfaces {
+        let s = p.sections[i].clone();
+        let ip = s
+            .get_single("ipaddr")
+            .and_then(|v| {
+                let parts: Vec<i64> = v.split('.').map_while(|x| x.parse().ok()).collect();
+                (parts.len() == 4).then(|| {
+                    parts
+                        .iter()
+                        .map(|b| (b & 0xff).to_string())
+                        .collect::<Vec<_>>()
+                        .join(".")
+                })
+            })
+            .unwrap_or_else(|| "0.0.0.0".into());
+        let enabled = matches!(
+            s.get_single("enabled"),
+            Some("1" | "on" | "true" | "yes" | "enabled")
+        );
+        out.push_str(&format!(
+            "New network section '{}'\n\ttype: {}\n\tifname: {}\n\tipaddr: {ip}\n\ttest: {}\n\tenabled: {}\n",
+            s.name,
+            s.get_single("proto").unwrap_or("(null)"),
+            s.get_single("ifname").unwrap_or("(null)"),
+            s.get_single("test").and_then(|t| t.parse::<i64>().ok()).unwrap_or(-1),
+            if enabled { "on" } else { "off" }
+        ));
+        let configured: Vec<String> = s
+            .get("aliases")
+            .map(|v| {
+                v.items()
+                    .iter()
+                    .flat_map(|x| x.split_whitespace())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !configured.is_empty() {
+            out.push_str(&format!("Configured aliases: {}\n", configured.join(" ")));
+        }
+        let linked: Vec<String> = p
+            .sections
+            .iter()
+            .filter(|a| a.kind == "alias" && a.get_single("interface") == Some(&s.name))
+            .map(|a| a.name.clone())
+            .collect();
+        for a in &linked {
+            if !configured.contains(a) {
+                out.push_str(&format!("New alias: {a}\n"));
+            }
+        }
+        if save && s.name == "lan" {
+            let mut deltas = Vec::new();
+            let ptr = |t: &str| Ptr::parse(t).expect("pointer");
+            deltas.extend(ops::set(&mut p, &ptr("network.lan.ipaddr=")).expect("clear ipaddr"));
+            if p.sections[i].option("aliases").is_some() {
+                deltas.extend(
+                    ops::delete(&mut p, &ptr("network.lan.aliases")).expect("delete aliases"),
+                );
+            }
+            for a in &linked {
+                deltas.extend(
+                    ops::add_list(&mut p, &ptr(&format!("network.lan.aliases={a}")))
+                        .expect("add alias"),
+                );
+            }
+            store.save("network", &deltas).expect("uci_save");
+        }
+    }
+    out
+}
+
+#[test]
+fn ucimap_example_runs_twice_with_saved_changes() {
+    let t = Suite::new();
+    std::fs::write(
+        t.config.join("network"),
+        read(&corpus_dir().join("shunit2/config/network")),
+    )
+    .expect("cp");
+    let mut store = herd_uci::Store::new(&t.config);
+    store.savedir = t.changes.clone();
+    let first = ucimap_example(&store, true);
+    assert_eq!(
+        first,
+        String::from_utf8(read(&reference("ucimap_example_1.result"))).expect("utf-8")
+    );
+    let second = ucimap_example(&store, true);
+    assert_eq!(
+        second,
+        String::from_utf8(read(&reference("ucimap_example_2.result"))).expect("utf-8")
+    );
+}
