@@ -60,6 +60,35 @@ fn main() {
         "guest: qcow2 {capacity} MiB capacity, {data} MiB data, 32 MiB RAM, TCG; {rounds} rounds"
     );
     println!("round  tool   wall_s  dest_alloc_MiB  src_alloc_MiB");
+    // Warm-up, not measured: a freshly started libvirtd probes every QEMU
+    // binary the first time it is asked for its capabilities (~5 s here;
+    // cached on disk afterwards, so a production host is warm). Ask once,
+    // and start and stop a guest, on both hosts.
+    for (i, h) in hosts.iter().enumerate() {
+        let _ = Command::new("virsh")
+            .args(["-c", &h.uri, "capabilities"])
+            .output();
+        let name = format!("warm{i}");
+        testguest::create_guest(
+            &h.uri,
+            &name,
+            &[GuestDisk {
+                target: "vda",
+                size_mib: 16,
+                data_mib: 0,
+            }],
+            |p| h.outside(Path::new(p)),
+            &dir.path().join(format!("{name}.serial")),
+            true,
+        )
+        .expect("warm-up guest");
+        let _ = Command::new("virsh")
+            .args(["-c", &h.uri, "destroy", &name])
+            .output();
+        let _ = Command::new("virsh")
+            .args(["-c", &h.uri, "undefine", &name, "--remove-all-storage"])
+            .output();
+    }
     let mut herd_times = Vec::new();
     let mut virsh_times = Vec::new();
     let mut herd_alloc = Vec::new();
@@ -90,9 +119,19 @@ fn main() {
             let started = Instant::now();
             if which == 0 {
                 let mut h = Hosts::open(&hv1.uri, &hv2.uri).expect("hosts");
+                let planning = Instant::now();
                 let facts = gather::gather(&h, name).expect("facts");
                 let plan = plan::plan(&facts, &Request::default()).expect("plan");
-                let observer = |_: &exec::Notice| {};
+                let marks = std::sync::Mutex::new(vec![
+                    ("open".to_string(), Duration::ZERO),
+                    ("gather+plan".to_string(), planning - started),
+                ]);
+                let observer = |n: &exec::Notice| {
+                    if let exec::Notice::Step { text } = n {
+                        let word = text.split_whitespace().next().unwrap_or("").to_string();
+                        marks.lock().unwrap().push((word, started.elapsed()));
+                    }
+                };
                 let mut config = Config {
                     cancel: Arc::new(AtomicBool::new(false)),
                     undo_timeout: Duration::from_secs(30),
@@ -103,6 +142,13 @@ fn main() {
                     owner: "bench".into(),
                 };
                 exec::run(&plan, &mut h, &mut config).expect("herd migration");
+                let mut marks = marks.into_inner().unwrap();
+                marks.push(("end".into(), started.elapsed()));
+                let phases: Vec<String> = marks
+                    .windows(2)
+                    .map(|w| format!("{} {:.2}s", w[0].0, (w[1].1 - w[0].1).as_secs_f64()))
+                    .collect();
+                println!("       herd phases: {}", phases.join(", "));
             } else {
                 let status = Command::new("virsh")
                     .args([
