@@ -92,7 +92,7 @@ fn package() -> impl Strategy<Value = Package> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn export_then_parse_gives_back_the_same_config(p in package()) {
@@ -271,7 +271,7 @@ fn an_edit() -> impl Strategy<Value = Edit> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn format_preserving_editor_changes_only_the_lines_it_must(

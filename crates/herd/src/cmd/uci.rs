@@ -14,13 +14,13 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "herd commands (a FILE for export/show must contain a `/`, e.g. ./firewall; a bare pkg[.section] means OpenWrt's uci):
-  herd uci fmt FILE [--check]      rewrite FILE as `uci commit` would write it
-  herd uci export FILE             `uci export` of FILE (package name from the file name)
-  herd uci show FILE               `uci show` of FILE
-  herd uci diff OLD NEW [--json]   semantic diff of two versions of one package
-  herd uci batch OLD NEW           the `uci batch` script that turns OLD into NEW
-  herd uci edit FILE [--dry-run]   run a `uci batch` script (stdin) on FILE, keeping
-                                   its comments, order and quoting
+  herd uci fmt FILE [--check|--dry-run]   rewrite FILE as `uci commit` would write it
+  herd uci export FILE                    `uci export` of FILE (package name from the file name)
+  herd uci show FILE                      `uci show` of FILE
+  herd uci diff OLD NEW [--json]          semantic diff of two versions of one package
+  herd uci batch OLD NEW                  the `uci batch` script that turns OLD into NEW
+  herd uci edit FILE [--dry-run]          run a `uci batch` script (stdin) on FILE, keeping
+                                          its comments, order and quoting
 
 OpenWrt-compatible (see docs/uci.md):
   herd uci [-c CONFDIR] [-p DIR] [-P SAVEDIR] [-q] [-X] COMMAND ...
@@ -78,8 +78,8 @@ fn herd_mode(rest: &[String]) -> anyhow::Result<Option<ExitCode>> {
         .filter(|a| !a.starts_with("--"))
         .collect();
     match (cmd, files.as_slice()) {
-        ("fmt", [file]) => fmt(file, check).map(Some),
-        ("fmt", _) => Err(Exit::new(USAGE, "usage: herd uci fmt FILE [--check]").into()),
+        ("fmt", [file]) => fmt(file, check, tail.iter().any(|a| a == "--dry-run")).map(Some),
+        ("fmt", _) => Err(Exit::new(USAGE, "usage: herd uci fmt FILE [--check|--dry-run]").into()),
         ("export", [file]) if is_path(file) => {
             print!("{}", herd_uci::export(&load(file)?));
             Ok(Some(ExitCode::SUCCESS))
@@ -116,7 +116,7 @@ fn load(file: &str) -> anyhow::Result<herd_uci::Package> {
     Ok(parsed.package)
 }
 
-fn fmt(file: &str, check: bool) -> anyhow::Result<ExitCode> {
+fn fmt(file: &str, check: bool, dry_run: bool) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file)
         .map_err(|e| Exit::new(super::exit::NOT_FOUND, format!("{file}: {e}")))?;
     let p = load(file)?;
@@ -127,6 +127,10 @@ fn fmt(file: &str, check: bool) -> anyhow::Result<ExitCode> {
     if check {
         eprintln!("{file}: not in `uci commit` format (run `herd uci fmt {file}`)");
         return Ok(ExitCode::from(super::exit::FAILURE));
+    }
+    if dry_run {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
     }
     std::fs::write(file, text)?;
     Ok(ExitCode::SUCCESS)
