@@ -314,9 +314,10 @@ impl<'a> Parser<'a> {
     fn arg(&mut self, tok: &mut Tok, required: bool) -> LineResult<(String, usize)> {
         tok.skip_whitespace();
         let at = tok.pos;
+        // An unterminated quote is reported where the argument starts.
         let arg = tok.next_arg(&mut self.reader).map_err(|reason| LineError {
             reason: reason.to_string(),
-            pos: tok.pos,
+            pos: at,
         })?;
         if arg.is_empty() && required {
             return Err(LineError {
