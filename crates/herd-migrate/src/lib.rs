@@ -1,11 +1,16 @@
 //! Live migration without shared storage. The central type is [`plan::Plan`]:
-//! [`plan::plan`] is a pure function from [`facts::Facts`] (gathered by
-//! [`gather`]) to a plan of ordered steps or a [`plan::Refusal`] listing every
-//! reason at once; [`exec`] runs a plan against libvirt as an explicit state
-//! machine and undoes completed steps on failure or interruption.
+//! [`plan::plan`] is a pure function from [`facts::Facts`] (gathered from
+//! libvirt by [`gather`]) to a plan of ordered steps, or a [`plan::Refusal`]
+//! listing every reason at once. [`machine`] is the migration as an explicit,
+//! pure state machine (undo included); [`exec`] performs its actions against
+//! libvirt (lock, sparse pre-create, `migrate3` with progress and abort,
+//! verify, cleanup, undo with reconnect). [`place`] ranks destinations.
 //!
-//! This crate knows libvirt (through the `virt` crate) but not the inventory:
-//! callers hand it an [`exec::Inventory`] implementation when one is configured.
+//! This crate knows libvirt (through the `virt` crate, plus the few calls in
+//! [`libvirt`] it does not wrap) but not the inventory nor the terminal:
+//! callers pass an [`exec::Inventory`] and an observer for progress notices.
+//! [`testguest`] is test support: a boot-sector guest that proves no write
+//! is lost.
 
 pub mod exec;
 pub mod facts;
