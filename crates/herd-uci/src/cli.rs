@@ -201,6 +201,15 @@ impl Cli {
         FAILED
     }
 
+    /// `uci -S` prints the lines it skipped.
+    fn report_skipped(&self, skipped: &[crate::parse::ParseError], err: &mut dyn Write) {
+        if !self.quiet {
+            for e in skipped {
+                let _ = writeln!(err, "uci: Parse error: {e} (line skipped)");
+            }
+        }
+    }
+
     /// Run one command (`argv[0]` is the command name).
     pub fn command(
         &mut self,
@@ -319,6 +328,7 @@ impl Cli {
             Ok(l) => l,
             Err(e) => return self.fail(err, e),
         };
+        self.report_skipped(&loaded.skipped, err);
         let p = &loaded.package;
         let text = match cmd {
             PackageCmd::Changes => loaded
@@ -374,6 +384,7 @@ impl Cli {
             Ok(l) => l,
             Err(e) => return self.fail(err, e),
         };
+        self.report_skipped(&loaded.skipped, err);
         let mut p = loaded.package;
         match cmd {
             Section::Get => {

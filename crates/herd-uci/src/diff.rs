@@ -39,13 +39,13 @@ pub struct SectionId {
 pub enum SectionChange {
     Added {
         section: SectionId,
-        options: Vec<(String, Vec<String>)>,
+        options: Vec<OptionValue>,
         /// The section it follows in the new file (for order-sensitive types).
         after: Option<String>,
     },
     Removed {
         section: SectionId,
-        options: Vec<(String, Vec<String>)>,
+        options: Vec<OptionValue>,
     },
     Changed {
         section: SectionId,
@@ -57,6 +57,14 @@ pub enum SectionChange {
         /// Its position relative to other sections of its type changed.
         moved: bool,
     },
+}
+
+/// An option of an added or removed section, with its items as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OptionValue {
+    pub name: String,
+    pub value: Vec<String>,
+    pub list: bool,
 }
 
 /// One option added, removed or changed (values are the items as written).
@@ -285,10 +293,14 @@ fn section_id(p: &Package, index: usize) -> SectionId {
     }
 }
 
-fn all_options(s: &Section) -> Vec<(String, Vec<String>)> {
+fn all_options(s: &Section) -> Vec<OptionValue> {
     s.options
         .iter()
-        .map(|o| (o.name.clone(), o.value.items().to_vec()))
+        .map(|o| OptionValue {
+            name: o.name.clone(),
+            value: o.value.items().to_vec(),
+            list: o.value.is_list(),
+        })
         .collect()
 }
 
@@ -443,14 +455,14 @@ pub fn render(d: &Diff) -> String {
                     None => "new".to_string(),
                 };
                 header(&mut out, '+', section, Some(&note));
-                for (name, values) in options {
-                    option_lines(&mut out, '+', name, values, values.len() > 1);
+                for o in options {
+                    option_lines(&mut out, '+', &o.name, &o.value, o.list);
                 }
             }
             SectionChange::Removed { section, options } => {
                 header(&mut out, '-', section, Some("removed"));
-                for (name, values) in options {
-                    option_lines(&mut out, '-', name, values, values.len() > 1);
+                for o in options {
+                    option_lines(&mut out, '-', &o.name, &o.value, o.list);
                 }
             }
             SectionChange::Changed {

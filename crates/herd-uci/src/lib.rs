@@ -45,7 +45,9 @@ pub mod store;
 mod tokenize;
 
 pub use delta::{Cmd, Delta};
-pub use diff::{diff, render as render_diff, Diff, OptionChange, SectionChange, SectionId};
+pub use diff::{
+    diff, render as render_diff, Diff, OptionChange, OptionValue, SectionChange, SectionId,
+};
 pub use edit::{edit, edit_with_script, EditError, Edited};
 pub use export::{
     commit_text, export, export_with, format_value, quote, show, ExportOptions, ShowOptions,

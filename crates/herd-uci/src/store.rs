@@ -53,6 +53,8 @@ pub struct Store {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub package: Package,
+    /// Lines of the config file skipped in lenient mode.
+    pub skipped: Vec<ParseError>,
     /// The staged changes that applied, in replay order (`uci changes`).
     pub changes: Vec<Delta>,
     /// How many of them came from the save directory.
@@ -104,6 +106,10 @@ impl Store {
 
     /// The config file as committed, without staged changes.
     pub fn load_committed(&self, name: &str) -> Result<Package, StoreError> {
+        self.read_config(name).map(|(p, _)| p)
+    }
+
+    fn read_config(&self, name: &str) -> Result<(Package, Vec<ParseError>), StoreError> {
         if !valid_package_name(name) {
             return Err(StoreError::BadName(name.to_string()));
         }
@@ -116,12 +122,13 @@ impl Store {
         }
         let text = std::fs::read(&path).map_err(io(&path))?;
         let label = path.display().to_string();
-        Ok(parse(&text, name, &label, self.mode)?.package)
+        let parsed = parse(&text, name, &label, self.mode)?;
+        Ok((parsed.package, parsed.skipped))
     }
 
     /// The config with every staged change replayed.
     pub fn load(&self, name: &str) -> Result<Loaded, StoreError> {
-        let mut package = self.load_committed(name)?;
+        let (mut package, skipped) = self.read_config(name)?;
         let mut changes = Vec::new();
         let mut saved = 0;
         for dir in self
@@ -141,6 +148,7 @@ impl Store {
         }
         Ok(Loaded {
             package,
+            skipped,
             changes,
             saved,
         })
@@ -155,12 +163,35 @@ impl Store {
         }
     }
 
+    /// Take the package's lock (`SAVEDIR/.NAME.lock`, flock) until the
+    /// returned file is dropped: staging and committing never interleave.
+    fn lock(&self, name: &str) -> Result<std::fs::File, StoreError> {
+        std::fs::create_dir_all(&self.savedir).map_err(io(&self.savedir))?;
+        let path = self.savedir.join(format!(".{name}.lock"));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        // SAFETY: flock on a descriptor we own; released when `f` closes.
+        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(io(&path)(std::io::Error::last_os_error()));
+        }
+        Ok(f)
+    }
+
     /// Stage changes: append them to `SAVEDIR/NAME`.
     pub fn save(&self, name: &str, deltas: &[Delta]) -> Result<(), StoreError> {
         if deltas.is_empty() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.savedir).map_err(io(&self.savedir))?;
+        let _lock = self.lock(name)?;
+        self.append(name, deltas)
+    }
+
+    fn append(&self, name: &str, deltas: &[Delta]) -> Result<(), StoreError> {
         let path = self.savedir.join(name);
         let mut text = String::new();
         for d in deltas {
@@ -179,6 +210,7 @@ impl Store {
     /// empty the save directory's delta file. Returns false if nothing was
     /// staged in the save directory (the file is then left untouched).
     pub fn commit(&self, name: &str) -> Result<bool, StoreError> {
+        let _lock = self.lock(name)?;
         let loaded = self.load(name)?;
         if loaded.saved == 0 {
             return Ok(false);
@@ -224,6 +256,9 @@ impl Store {
             })
             .collect();
         std::fs::write(&path, b"").map_err(io(&path))?;
-        self.save(name, &keep)
+        if keep.is_empty() {
+            return Ok(());
+        }
+        self.append(name, &keep)
     }
 }

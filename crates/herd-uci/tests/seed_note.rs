@@ -198,7 +198,7 @@ fn seed_batch_scripts_turn_the_defaults_into_the_router() {
             .iter()
             .map(|c| match c {
                 SectionChange::Added { options, .. } => {
-                    1 + options.iter().map(|(_, v)| v.len()).sum::<usize>()
+                    1 + options.iter().map(|o| o.value.len()).sum::<usize>()
                 }
                 other => panic!("unexpected change {other:?}"),
             })
