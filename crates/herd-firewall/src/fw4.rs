@@ -382,8 +382,18 @@ impl RuleSpec {
 
 /// Loads a firewall configuration as fw4 does.
 pub fn load(firewall: &Package, env: &Environment) -> Fw4 {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let ids = firewall
+        .sections
+        .iter()
+        .map(|s| {
+            let n = counts.entry(s.kind.as_str()).or_insert(0);
+            *n += 1;
+            (s as *const Section as usize, *n - 1)
+        })
+        .collect();
     let mut fw = Loader {
-        pkg: firewall,
+        ids,
         env,
         warnings: Vec::new(),
         zones: Vec::new(),
@@ -441,7 +451,8 @@ fn default_defaults() -> Defaults {
 }
 
 struct Loader<'a> {
-    pkg: &'a Package,
+    /// Section address → its index among sections of its type.
+    ids: std::collections::HashMap<usize, usize>,
     env: &'a Environment,
     warnings: Vec<String>,
     zones: Vec<Zone>,
@@ -455,8 +466,21 @@ struct Invalid;
 type Parsed<T> = Result<Option<T>, Invalid>;
 
 impl Loader<'_> {
+    /// `@type[N]` or the name, in constant time (rules can number thousands).
+    fn section_id(&self, s: &Section) -> String {
+        if let Some(name) = &s.name {
+            return name.clone();
+        }
+        let index = self
+            .ids
+            .get(&(s as *const Section as usize))
+            .copied()
+            .unwrap_or(0);
+        format!("@{}[{index}]", s.kind)
+    }
+
     fn warn_section(&mut self, s: &Section, msg: &str) {
-        let id = self.pkg.section_id(s);
+        let id = self.section_id(s);
         match s.single("name") {
             Some(name) => self.warnings.push(format!("Section {id} ({name}) {msg}")),
             None => self.warnings.push(format!("Section {id} {msg}")),
@@ -1018,7 +1042,7 @@ impl Loader<'_> {
         let enabled = self
             .opt(s, "enabled", Some("1"), parse_bool)?
             .unwrap_or(true);
-        let default_name = self.pkg.section_id(s);
+        let default_name = self.section_id(s);
         let name = self
             .opt(s, "name", Some(&default_name), |v| Some(v.to_string()))?
             .unwrap_or(default_name);

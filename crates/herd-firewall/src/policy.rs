@@ -398,21 +398,28 @@ fn render_zone(router: &Router, zone: &WhitelistZone, out: &mut Rendered) {
         ));
     }
     // herd owns the ACCEPT rules from this zone to wan: drop stale ones
-    let wanted: Vec<&str> = zone.destinations.iter().map(|d| d.name.as_str()).collect();
+    let wanted: std::collections::HashSet<&str> =
+        zone.destinations.iter().map(|d| d.name.as_str()).collect();
     fw.sections.retain(|s| {
         !(s.kind == "rule"
             && s.get_single("src") == Some(fw_zone.as_str())
             && s.get_single("dest") == Some(router.wan_zone.as_str())
             && !s.get_single("name").is_some_and(|n| wanted.contains(&n)))
     });
+    let mut by_name: std::collections::HashMap<String, usize> = fw
+        .sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == "rule" && s.get_single("src") == Some(fw_zone.as_str()))
+        .filter_map(|(i, s)| s.get_single("name").map(|n| (n.to_string(), i)))
+        .collect();
     for d in &zone.destinations {
-        let r = match find_index(fw, |s| {
-            s.kind == "rule"
-                && s.get_single("src") == Some(fw_zone.as_str())
-                && s.get_single("name") == Some(d.name.as_str())
-        }) {
-            Some(i) => &mut fw.sections[i],
-            None => fw.add_anonymous("rule"),
+        let r = match by_name.get(&d.name) {
+            Some(&i) => &mut fw.sections[i],
+            None => {
+                by_name.insert(d.name.clone(), fw.sections.len());
+                fw.add_anonymous("rule")
+            }
         };
         r.set("target", "ACCEPT")
             .set("src", fw_zone.as_str())
