@@ -10,7 +10,7 @@ use herd_migrate::exec::{self, Config, ExecError, Inventory, Notice, Phase, Repo
 use herd_migrate::gather::{self, Hosts};
 use herd_migrate::place;
 use herd_migrate::plan::{self, MigrateOptions, Placement, Plan, Request};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -226,11 +226,12 @@ fn outcome(vm: &str, result: Result<Report, ExecError>, json: bool) -> anyhow::R
 
 fn print_report(r: &Report) {
     println!(
-        "{} moved to {} in {:.1} s: {} copied, downtime {}",
+        "{} moved to {} in {:.1} s: memory {}, disks {} (as libvirt counts, zero areas included), downtime {}",
         r.vm,
         r.destination,
         r.duration_ms as f64 / 1000.0,
-        plan::human_bytes(r.bytes),
+        plan::human_bytes(r.memory_bytes),
+        plan::human_bytes(r.disk_bytes),
         r.downtime_ms
             .map(|d| format!("{d} ms"))
             .unwrap_or_else(|| "-".into())
@@ -511,27 +512,26 @@ impl Inventory for ClientInventory {
     }
 }
 
-/// Progress on the terminal (a bar per phase) or as JSON lines.
+/// Progress on the terminal (a bar per phase, shown from the first sample
+/// to the end of the migration step) or as JSON lines.
 struct Ui {
     json: bool,
     prefix: Option<String>,
-    bar: Option<ProgressBar>,
+    bar: ProgressBar,
+    /// The phase the bar shows; `None` while it is hidden.
     phase: Mutex<Option<Phase>>,
 }
 
 impl Ui {
     fn new(json: bool, prefix: Option<String>) -> Ui {
-        let bar = (!json).then(|| {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar
-        });
+        let bar = ProgressBar::hidden();
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
         Ui {
             json,
             prefix,
@@ -549,38 +549,43 @@ impl Ui {
             println!("{v}");
             return;
         }
-        let Some(bar) = &self.bar else { return };
         let tag = self
             .prefix
             .as_deref()
             .map(|p| format!("{p}: "))
             .unwrap_or_default();
-        match n {
-            Notice::Step { text } => bar.println(format!("{tag}{text}")),
-            Notice::Undo { text } => bar.println(format!("{tag}undo: {text}")),
-            Notice::Warning { text } => bar.println(format!("{tag}warning: {text}")),
+        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        let line = match n {
+            Notice::Step { text } => format!("{tag}{text}"),
+            Notice::Undo { text } => format!("{tag}undo: {text}"),
+            Notice::Warning { text } => format!("{tag}warning: {text}"),
             Notice::Progress(p) => {
-                let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+                if phase.is_none() {
+                    self.bar.set_draw_target(ProgressDrawTarget::stderr());
+                }
                 if *phase != Some(p.phase) {
-                    if phase.is_some() {
-                        bar.reset();
-                    }
+                    self.bar.reset();
                     *phase = Some(p.phase);
-                    bar.set_prefix(match p.phase {
+                    self.bar.set_prefix(match p.phase {
                         Phase::Disk => "disks",
                         Phase::Memory => "memory",
                     });
                 }
-                bar.set_length(p.total);
-                bar.set_position(p.done);
+                self.bar.set_length(p.total);
+                self.bar.set_position(p.done);
+                return;
             }
+        };
+        // A step after the migration: the bar has done its job.
+        if phase.take().is_some() {
+            self.bar.finish_and_clear();
+            self.bar.set_draw_target(ProgressDrawTarget::hidden());
         }
+        eprintln!("{line}");
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.bar.finish_and_clear();
     }
 }
 
