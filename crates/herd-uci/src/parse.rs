@@ -5,8 +5,9 @@
 //! next line into the same buffer. Words are joined from adjacent quoted and
 //! unquoted pieces; `#` outside quotes ends the line, `;` ends a command.
 //!
-//! Differences from libuci, on purpose: a NUL byte ends its line (libuci
-//! silently splices the next line in), and values must be UTF-8.
+//! NUL bytes behave as with libuci's `fgets` + `strlen`: the rest of that
+//! physical line is dropped and the next one spliced on. The one difference,
+//! on purpose: values must be UTF-8 (a parse error otherwise).
 
 use crate::model::{valid_name, valid_package_name, valid_type, Package, UciOption, Value};
 use crate::tokenize::{LineReader, Tok};
@@ -30,6 +31,20 @@ pub struct ParseError {
     pub line: usize,
     pub column: usize,
     pub reason: String,
+    /// Where libuci would report it: lines read so far and the byte offset
+    /// in its line buffer (see [`ParseError::libuci_message`]).
+    pub libuci_line: usize,
+    pub libuci_byte: usize,
+}
+
+impl ParseError {
+    /// The message OpenWrt's `uci` prints for this error (without `uci: `).
+    pub fn libuci_message(&self) -> String {
+        format!(
+            "Parse error ({}) at line {}, byte {}",
+            self.reason, self.libuci_line, self.libuci_byte
+        )
+    }
 }
 
 /// A parsed package and, in lenient mode, the lines that were skipped.
@@ -152,10 +167,12 @@ struct Parser<'a> {
     line_start: usize,
 }
 
-/// An error raised while parsing one line: reason and byte offset in the line buffer.
+/// An error raised while parsing one line: reason and byte offset in the
+/// line buffer (where to point the user, and where libuci points).
 struct LineError {
     reason: String,
     pos: usize,
+    byte: Option<usize>,
 }
 
 type LineResult<T> = Result<T, LineError>;
@@ -164,6 +181,7 @@ fn err<T>(tok: &Tok, reason: &str) -> LineResult<T> {
     Err(LineError {
         reason: reason.to_string(),
         pos: tok.pos,
+        byte: None,
     })
 }
 
@@ -200,6 +218,8 @@ impl<'a> Parser<'a> {
                     line: start_line,
                     column: e.pos + 1,
                     reason: e.reason,
+                    libuci_line: self.reader.line(),
+                    libuci_byte: e.byte.unwrap_or(e.pos),
                 };
                 match self.mode {
                     Mode::Strict => return Err(error),
@@ -213,6 +233,8 @@ impl<'a> Parser<'a> {
                 line: self.reader.line(),
                 column: 1,
                 reason,
+                libuci_line: self.reader.line(),
+                libuci_byte: 0,
             })?;
         }
         Ok(())
@@ -305,6 +327,7 @@ impl<'a> Parser<'a> {
             return Err(LineError {
                 reason: "too many arguments".into(),
                 pos: at,
+                byte: None,
             });
         }
         Ok(())
@@ -318,16 +341,19 @@ impl<'a> Parser<'a> {
         let arg = tok.next_arg(&mut self.reader).map_err(|reason| LineError {
             reason: reason.to_string(),
             pos: at,
+            byte: Some(tok.pos),
         })?;
         if arg.is_empty() && required {
             return Err(LineError {
                 reason: "insufficient arguments".into(),
                 pos: at,
+                byte: None,
             });
         }
         let s = String::from_utf8(arg).map_err(|_| LineError {
             reason: "value is not valid UTF-8".into(),
             pos: at,
+            byte: None,
         })?;
         Ok((s, at))
     }
@@ -338,6 +364,7 @@ impl<'a> Parser<'a> {
             return Err(LineError {
                 reason: "invalid character in name field".into(),
                 pos: at,
+                byte: None,
             });
         }
         self.assert_eol(tok)?;
@@ -345,8 +372,11 @@ impl<'a> Parser<'a> {
             return Ok(());
         }
         self.name = Some(name);
-        self.switch_package()
-            .map_err(|reason| LineError { reason, pos: at })
+        self.switch_package().map_err(|reason| LineError {
+            reason,
+            pos: at,
+            byte: None,
+        })
     }
 
     fn parse_config(&mut self, tok: &mut Tok) -> LineResult<()> {
@@ -354,14 +384,18 @@ impl<'a> Parser<'a> {
             if self.name.is_none() {
                 return err(tok, "attempting to import a file without a package name");
             }
-            self.switch_package()
-                .map_err(|reason| LineError { reason, pos: 0 })?;
+            self.switch_package().map_err(|reason| LineError {
+                reason,
+                pos: 0,
+                byte: None,
+            })?;
         }
         let (kind, at) = self.arg(tok, true)?;
         if !valid_type(&kind) {
             return Err(LineError {
                 reason: "invalid character in type field".into(),
                 pos: at,
+                byte: None,
             });
         }
         let (name, at) = self.arg(tok, false)?;
@@ -369,6 +403,7 @@ impl<'a> Parser<'a> {
             return Err(LineError {
                 reason: "invalid character in name field".into(),
                 pos: at,
+                byte: None,
             });
         }
         self.assert_eol(tok)?;
@@ -394,6 +429,7 @@ impl<'a> Parser<'a> {
                     reason: "section of different type overwrites prior section with same name"
                         .into(),
                     pos: at,
+                    byte: None,
                 });
             }
             s.kind = kind;
@@ -418,6 +454,7 @@ impl<'a> Parser<'a> {
             return Err(LineError {
                 reason: "invalid character in name field".into(),
                 pos: at,
+                byte: None,
             });
         }
         let (value, _) = self.arg(tok, false)?;

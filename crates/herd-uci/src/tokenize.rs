@@ -33,30 +33,39 @@ impl<'a> LineReader<'a> {
     }
 
     /// `uci_getln`: replace the buffer from `offset` on with the next line.
+    ///
+    /// As with `fgets` + `strlen` in libuci, a NUL byte ends what is kept of
+    /// a physical line, and the next physical line is then spliced on (the
+    /// buffer does not end in a newline yet); a line that starts with NUL
+    /// ends the read.
     pub(crate) fn getln(&mut self, tok: &mut Tok, offset: usize) {
         tok.buf.truncate(offset);
-        if self.at_eof() {
-            return;
-        }
-        let rest = &self.input[self.off..];
-        // One scan for the end of the line and for a NUL, which ends the
-        // line's content (C strings); the rest of that line is dropped.
-        let mut content = None;
-        let mut len = rest.len();
-        for (i, &b) in rest.iter().enumerate() {
-            if b == b'\n' {
-                len = i + 1;
-                break;
+        loop {
+            if self.at_eof() {
+                return;
             }
-            if b == 0 && content.is_none() {
-                content = Some(i);
+            let rest = &self.input[self.off..];
+            let mut content = None;
+            let mut len = rest.len();
+            for (i, &b) in rest.iter().enumerate() {
+                if b == b'\n' {
+                    len = i + 1;
+                    break;
+                }
+                if b == 0 && content.is_none() {
+                    content = Some(i);
+                }
             }
-        }
-        let content = content.unwrap_or(len);
-        tok.buf.extend_from_slice(&rest[..content]);
-        self.off += len;
-        if rest[len - 1] == b'\n' {
-            self.line += 1;
+            let content = &rest[..content.unwrap_or(len)];
+            self.off += len;
+            if content.is_empty() {
+                return;
+            }
+            tok.buf.extend_from_slice(content);
+            if content.ends_with(b"\n") {
+                self.line += 1;
+                return;
+            }
         }
     }
 }

@@ -692,3 +692,34 @@ fn ucimap_example_runs_twice_with_saved_changes() {
         String::from_utf8(read(&reference("ucimap_example_2.result"))).expect("utf-8")
     );
 }
+
+// ---- cram: import of the fuzz corpus ---------------------------------------
+
+/// libuci's cram test (`tests/cram/test_uci_import_merge.t`: `uci import
+/// network -m -f FILE` for every fuzz corpus file, sorted) prints exactly
+/// these three errors; herd's parser finds the same three, at the same
+/// libuci line and byte, and accepts the other files.
+#[test]
+fn cram_fuzz_corpus_import_errors_match_libuci() {
+    let dir = corpus_dir().join("fuzz/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fuzz corpus")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    let errors: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            herd_uci::parse(&read(f), "network", "network", herd_uci::Mode::Strict).err()
+        })
+        .map(|e| format!("uci: {}", e.libuci_message()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "uci: Parse error (package without name) at line 0, byte 68",
+            "uci: Parse error (invalid command) at line 0, byte 0",
+            "uci: Parse error (invalid command) at line 1, byte 18",
+        ]
+    );
+}
