@@ -91,6 +91,8 @@ pub struct Fw4 {
     pub defaults: Defaults,
     pub zones: Vec<Zone>,
     pub rules: Vec<RuleSpec>,
+    /// nftables includes (`config include` with `type nftables`).
+    pub includes: Vec<Include>,
     /// fw4's `[!] ...` messages.
     pub warnings: Vec<String>,
     pub loopback_devices: BTreeSet<String>,
@@ -175,6 +177,15 @@ pub struct Defaults {
     pub synflood_rate: Limit,
     pub synflood_burst: Option<i64>,
     pub auto_helper: bool,
+}
+
+/// An nftables file fw4 includes at `position` (`ruleset-pre`,
+/// `table-pre`, `table-post`, `ruleset-post`, `chain-pre`, `chain-post`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    pub path: String,
+    pub position: String,
+    pub chain: Option<String>,
 }
 
 /// A parsed address (fw4's `{family, addr, mask, bits, invert}`).
@@ -322,6 +333,7 @@ pub struct RuleSpec {
     pub dscp: Option<(u8, bool)>,
     pub set_dscp: Option<u8>,
     pub counter: bool,
+    pub time: TimeMatch,
     pub log: Option<String>,
     pub log_limit: Option<Limit>,
     pub target: Option<Target>,
@@ -371,6 +383,7 @@ impl RuleSpec {
             dscp: None,
             set_dscp: None,
             counter: false,
+            time: TimeMatch::default(),
             log: None,
             log_limit: None,
             target: None,
@@ -393,6 +406,7 @@ pub fn load(firewall: &Package, env: &Environment) -> Fw4 {
         })
         .collect();
     let mut fw = Loader {
+        includes: Vec::new(),
         ids,
         env,
         warnings: Vec::new(),
@@ -406,7 +420,10 @@ pub fn load(firewall: &Package, env: &Environment) -> Fw4 {
     if fw.defaults.is_none() {
         fw.parse_defaults(&Section::new("defaults", None));
     }
-    for kind in ["ipset", "redirect", "nat", "include"] {
+    for s in firewall.of_kind("include") {
+        fw.parse_include(s);
+    }
+    for kind in ["ipset", "redirect", "nat"] {
         for s in firewall.of_kind(kind) {
             let id = firewall.section_id(s);
             fw.warnings.push(format!(
@@ -424,6 +441,7 @@ pub fn load(firewall: &Package, env: &Environment) -> Fw4 {
         fw.parse_forwarding(s);
     }
     Fw4 {
+        includes: fw.includes,
         defaults: fw.defaults.unwrap_or_else(default_defaults),
         zones: fw.zones,
         rules: fw.rules,
@@ -451,6 +469,7 @@ fn default_defaults() -> Defaults {
 }
 
 struct Loader<'a> {
+    includes: Vec<Include>,
     /// Section address → its index among sections of its type.
     ids: std::collections::HashMap<usize, usize>,
     env: &'a Environment,
@@ -647,6 +666,42 @@ impl Loader<'_> {
         self.defaults
             .as_ref()
             .unwrap_or_else(|| FALLBACK.get_or_init(default_defaults))
+    }
+
+    fn parse_include(&mut self, s: &Section) {
+        let enabled = s.single("enabled").and_then(parse_bool).unwrap_or(true);
+        if !enabled {
+            self.warn_section(s, "is disabled, ignoring section");
+            return;
+        }
+        let Some(path) = s.single("path").map(str::to_string) else {
+            self.warn_section(s, "option 'path' is mandatory but not set");
+            return;
+        };
+        let kind = s.single("type").unwrap_or("script");
+        if kind != "nftables" {
+            // script includes run at reload time and print nothing
+            return;
+        }
+        let position = s.single("position").unwrap_or("table-post").to_string();
+        let chain = s.single("chain").map(str::to_string);
+        let chain = match position.as_str() {
+            "chain-pre" | "chain-post" => {
+                if chain.is_none() {
+                    let msg =
+                        format!("must specify 'chain' for position {position}, ignoring section");
+                    self.warn_section(s, &msg);
+                    return;
+                }
+                chain
+            }
+            _ => None,
+        };
+        self.includes.push(Include {
+            path,
+            position,
+            chain,
+        });
     }
 
     fn parse_zone(&mut self, s: &Section) {
@@ -1088,17 +1143,12 @@ impl Loader<'_> {
         let log_limit = self.opt(s, "log_limit", None, parse_limit)?;
         let target = self.opt(s, "target", None, parse_target)?;
         let mut unsupported = Vec::new();
-        for key in [
-            "ipset",
-            "helper",
-            "set_helper",
-            "utc_time",
-            "start_date",
-            "stop_date",
-            "start_time",
-            "stop_time",
-            "weekdays",
-        ] {
+        let start_date = self.opt(s, "start_date", None, parse_date)?;
+        let stop_date = self.opt(s, "stop_date", None, parse_date)?;
+        let start_time = self.opt(s, "start_time", None, parse_time)?;
+        let stop_time = self.opt(s, "stop_time", None, parse_time)?;
+        let weekdays = self.opt(s, "weekdays", None, parse_weekdays)?;
+        for key in ["ipset", "helper", "set_helper"] {
             if s.get(key).is_some() {
                 unsupported.push(key.to_string());
             }
@@ -1287,6 +1337,13 @@ impl Loader<'_> {
                 set_dscp,
                 target,
                 src_mac: src_mac.clone(),
+                time: TimeMatch {
+                    start_date: start_date.clone(),
+                    stop_date: stop_date.clone(),
+                    start_time: start_time.clone(),
+                    stop_time: stop_time.clone(),
+                    weekdays: weekdays.clone(),
+                },
             };
             if fam == 0 && target != Some(Target::Dscp) && !has4 && !has6 {
                 self.add_rule(
@@ -1459,6 +1516,7 @@ impl Loader<'_> {
         r.dscp = b.dscp;
         r.set_dscp = b.set_dscp.map(|d| d.0);
         r.counter = b.counter;
+        r.time = b.time.clone();
         r.log = b.log.clone();
         r.log_limit = b.log_limit.clone();
         r.target = b.target;
@@ -1565,6 +1623,18 @@ struct RuleBase<'a> {
     set_dscp: Option<(u8, bool)>,
     target: Option<Target>,
     src_mac: Vec<(bool, String)>,
+    time: TimeMatch,
+}
+
+/// `meta time`, `meta hour`, `meta day` (dates and times already in nft's
+/// quoted form; weekdays with their invert flag).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeMatch {
+    pub start_date: Option<String>,
+    pub stop_date: Option<String>,
+    pub start_time: Option<String>,
+    pub stop_time: Option<String>,
+    pub weekdays: Option<(bool, Vec<String>)>,
 }
 
 fn full_range(i: &IcmpType) -> bool {
@@ -1828,6 +1898,76 @@ fn parse_mac(v: &str) -> Option<(bool, String)> {
         out.push(format!("{:02x}", u8::from_str_radix(p, 16).ok()?));
     }
     Some((invert, out.join(":")))
+}
+
+/// `HH[:MM[:SS]]` → `"HH:MM:SS"`.
+fn parse_time(v: &str) -> Option<String> {
+    let parts: Vec<&str> = v.split(':').collect();
+    if parts.is_empty() || parts.len() > 3 {
+        return None;
+    }
+    let mut n = [0u32; 3];
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n[i] = p.parse().ok()?;
+    }
+    if n[0] > 23 || n[1] > 59 || n[2] > 59 {
+        return None;
+    }
+    Some(format!("\"{:02}:{:02}:{:02}\"", n[0], n[1], n[2]))
+}
+
+/// `YYYY[-MM[-DD[THH[:MM[:SS]]]]]` → `"YYYY-MM-DD HH:MM:SS"`.
+fn parse_date(v: &str) -> Option<String> {
+    let (date, time) = match v.split_once('T') {
+        Some((d, t)) => (d, t),
+        None => (v, "0"),
+    };
+    let parts: Vec<&str> = date.split('-').collect();
+    if parts.is_empty() || parts.len() > 3 || parts[0].len() != 4 {
+        return None;
+    }
+    let mut n = [0u32, 1, 1];
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() || (i > 0 && p.len() > 2) || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n[i] = p.parse().ok()?;
+    }
+    if !(1970..=2038).contains(&n[0]) || n[1] > 12 || n[2] > 31 {
+        return None;
+    }
+    let t = parse_time(time)?;
+    Some(format!(
+        "\"{:04}-{:02}-{:02} {}",
+        n[0],
+        n[1].max(1),
+        n[2].max(1),
+        &t[1..]
+    ))
+}
+
+fn parse_weekdays(v: &str) -> Option<(bool, Vec<String>)> {
+    let (invert, v) = parse_invert(v)?;
+    let days = [
+        ("Monday", "Monday"),
+        ("Tuesday", "Tuesday"),
+        ("Wednesday", "Wednesday"),
+        ("Thursday", "Thursday"),
+        ("Friday", "Friday"),
+        ("Saturday", "Saturday"),
+        ("Sunday", "Sunday"),
+    ];
+    let mut out: Vec<String> = Vec::new();
+    for d in v.split_whitespace() {
+        let day = parse_enum(d, &days)?;
+        if !out.iter().any(|x| x == day) {
+            out.push(day.to_string());
+        }
+    }
+    (!out.is_empty()).then_some((invert, out))
 }
 
 fn parse_number_u32(s: &str) -> Option<u64> {
@@ -2138,7 +2278,9 @@ impl Fw4 {
     pub fn ruleset(&self) -> Ruleset {
         let d = &self.defaults;
         let mut rs = Ruleset::default();
-        rs.text("table inet fw4\nflush table inet fw4\n\ntable inet fw4 {\n");
+        rs.text("table inet fw4\nflush table inet fw4\n");
+        rs.text(self.includes_text("ruleset-pre", ""));
+        rs.text("\ntable inet fw4 {\n");
         rs.text("\t#\n\t# Defines\n\t#\n\n");
         for z in &self.zones {
             let n = if z.name.starts_with(|c: char| c.is_ascii_digit()) {
@@ -2153,6 +2295,7 @@ impl Fw4 {
             ));
         }
         rs.text("\n\t#\n\t# User includes\n\t#\n\n\tinclude \"/etc/nftables.d/*.nft\"\n");
+        rs.text(self.includes_text("table-pre", "\t"));
         rs.text("\n\n\t#\n\t# Filter rules\n\t#\n\n");
 
         let ct_vmap = |what: &str| {
@@ -2189,6 +2332,7 @@ impl Fw4 {
             ..Rule::default()
         });
         input.lines.push(Line::Blank);
+        self.chain_includes(&mut input, "chain-pre");
         input.rule(ct_vmap("inbound"));
         if d.synflood_protect {
             input.rule(Rule {
@@ -2207,6 +2351,7 @@ impl Fw4 {
         if d.input == Pol::Reject {
             input.rule(jump("handle_reject"));
         }
+        self.chain_includes(&mut input, "chain-post");
         rs.chain(input);
         rs.text("\n");
 
@@ -2219,6 +2364,7 @@ impl Fw4 {
             self.policy(d.forward),
         );
         forward.lines.push(Line::Blank);
+        self.chain_includes(&mut forward, "chain-pre");
         forward.rule(ct_vmap("forwarded"));
         self.push_rules(&mut forward, "forward");
         for z in &self.zones {
@@ -2226,6 +2372,7 @@ impl Fw4 {
                 forward.rule(zone_jump(z, m, "forward"));
             }
         }
+        self.chain_includes(&mut forward, "chain-post");
         if d.forward == Pol::Reject {
             forward.rule(jump("handle_reject"));
         }
@@ -2251,6 +2398,7 @@ impl Fw4 {
             ..Rule::default()
         });
         output.lines.push(Line::Blank);
+        self.chain_includes(&mut output, "chain-pre");
         output.rule(ct_vmap("outbound"));
         self.push_rules(&mut output, "output");
         for z in &self.zones {
@@ -2266,6 +2414,7 @@ impl Fw4 {
                 output.rule(zone_jump(z, m, "output"));
             }
         }
+        self.chain_includes(&mut output, "chain-post");
         if d.output == Pol::Reject {
             output.rule(jump("handle_reject"));
         }
@@ -2539,8 +2688,35 @@ impl Fw4 {
             }
         }
         rs.chain(mfwd);
+        rs.text(self.includes_text("table-post", "\t"));
         rs.text("}\n");
+        rs.text(self.includes_text("ruleset-post", ""));
         rs
+    }
+
+    /// Include lines for a table or ruleset position (`pre` newline, `pad` indent).
+    fn includes_text(&self, position: &str, pad: &str) -> String {
+        let lines: Vec<String> = self
+            .includes
+            .iter()
+            .filter(|i| i.position == position)
+            .map(|i| format!("{pad}include \"{}\"\n", i.path))
+            .collect();
+        if lines.is_empty() {
+            String::new()
+        } else {
+            format!("\n{}", lines.concat())
+        }
+    }
+
+    fn chain_includes(&self, chain: &mut Chain, position: &str) {
+        for i in &self.includes {
+            if i.position == position && i.chain.as_deref() == Some(chain.name.as_str()) {
+                chain
+                    .lines
+                    .push(Line::Raw(format!("include \"{}\"", i.path)));
+            }
+        }
     }
 
     fn push_own_rules(&self, chain: &mut Chain) {
@@ -2967,6 +3143,26 @@ fn rule_ir(r: &RuleSpec) -> Vec<Rule> {
         m.push(Match::Limit(format!(
             "limit rate {}/{}{burst}",
             l.rate, l.unit
+        )));
+    }
+    let t = &r.time;
+    match (&t.start_date, &t.stop_date) {
+        (Some(a), Some(b)) => m.push(Match::Opaque(format!("meta time {a}-{b}"))),
+        (Some(a), None) => m.push(Match::Opaque(format!("meta time >= {a}"))),
+        (None, Some(b)) => m.push(Match::Opaque(format!("meta time <= {b}"))),
+        (None, None) => {}
+    }
+    match (&t.start_time, &t.stop_time) {
+        (Some(a), Some(b)) => m.push(Match::Opaque(format!("meta hour {a}-{b}"))),
+        (Some(a), None) => m.push(Match::Opaque(format!("meta hour >= {a}"))),
+        (None, Some(b)) => m.push(Match::Opaque(format!("meta hour <= {b}"))),
+        (None, None) => {}
+    }
+    if let Some((invert, days)) = &t.weekdays {
+        m.push(Match::Opaque(format!(
+            "meta day{} {}",
+            if *invert { " !=" } else { "" },
+            set(days, false)
         )));
     }
     if let Some(mark) = &r.mark {

@@ -31,10 +31,14 @@ cases! {
     rules_constraints => "03_rules/03_constraints",
     rules_icmp => "03_rules/04_icmp",
     rules_mangle => "03_rules/05_mangle",
+    rules_time => "03_rules/09_time",
     rules_notrack => "03_rules/10_notrack",
     rules_mark => "03_rules/12_mark",
     forwardings_family_selections => "04_forwardings/01_family_selections",
+    includes_nft_includes => "06_includes/01_nft_includes",
     includes_firewall_user_include => "06_includes/02_firewall.user_include",
+    includes_disabled_include => "06_includes/04_disabled_include",
+    includes_automatic_includes => "06_includes/05_automatic_includes",
 }
 
 #[test]
