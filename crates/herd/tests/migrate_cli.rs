@@ -273,7 +273,7 @@ fn sigint_mid_migration_undoes_everything_and_exits_130() {
 }
 
 #[test]
-fn name_collision_on_the_destination_is_refused_with_exit_6() {
+fn name_collision_and_stale_lock_are_refused_with_exit_6_until_resolved() {
     let world = World::new(&["cvm3"]);
     world.guest("cvm3", 1);
     let theirs = world.hosts[1]
@@ -292,6 +292,46 @@ fn name_collision_on_the_destination_is_refused_with_exit_6() {
     assert_eq!(std::fs::read(&theirs).unwrap(), b"somebody else's data");
     assert_eq!(world.hypervisor_of("cvm3"), Some(Value::from("hv1")));
     assert!(world.virsh(0, &["list", "--name"]).contains("cvm3"));
+
+    // A lock left by a herd process that died: refused too, every reason
+    // listed at once, until --break-lock removes it.
+    let set = Command::new("virsh")
+        .args(["-c", &world.hosts[0].uri, "metadata", "cvm3", "--uri"])
+        .arg(herd_migrate::xml::HERD_NS)
+        .args(["--key", "herd", "--live", "--set"])
+        .arg("<lock owner='herd pid 1 on gone' destination='x' since='1'/>")
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let out = world.run(&["vm", "migrate", "cvm3", "hv2", "--dry-run", "--json"]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    let refusal: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let reasons: Vec<&str> = refusal["refused"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["locked", "volume_exists"]);
+    let out = world.run(&["vm", "migrate", "cvm3", "--break-lock", "--from", "hv1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("herd pid 1 on gone"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::remove_file(&theirs).unwrap();
+    let out = world.run(&["vm", "migrate", "cvm3", "hv2", "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("migrate cvm3 (live)"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
