@@ -258,10 +258,9 @@ pub fn del_list(p: &mut Package, ptr: &Ptr) -> Result<Option<Delta>, OpError> {
 /// `uci delete`: a section, an option, or (`=N`) the N-th item of a list.
 pub fn delete(p: &mut Package, ptr: &Ptr) -> Result<Option<Delta>, OpError> {
     let f = lookup(p, ptr)?;
-    if !f.complete || f.section.is_none() {
+    let Some(si) = f.section.filter(|_| f.complete) else {
         return Err(OpError::NotFound(ptr.path()));
-    }
-    let si = f.section.expect("checked");
+    };
     let sname = p.sections[si].name.clone();
     if let (Some(oi), Some(v)) = (f.option, ptr.value.as_deref().filter(|v| !v.is_empty())) {
         if let Value::List(items) = &mut p.sections[si].options[oi].value {
@@ -311,10 +310,9 @@ pub fn rename(p: &mut Package, ptr: &Ptr) -> Result<Option<Delta>, OpError> {
         ));
     }
     let f = lookup(p, ptr)?;
-    if !f.complete || f.section.is_none() {
+    let Some(si) = f.section.filter(|_| f.complete) else {
         return Err(OpError::NotFound(ptr.path()));
-    }
-    let si = f.section.expect("checked");
+    };
     let sname = p.sections[si].name.clone();
     let s = &mut p.sections[si];
     match f.option {
