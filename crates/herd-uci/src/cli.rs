@@ -57,7 +57,7 @@ Options:
 \t-c <path>  set the search path for config files (default: /etc/config)
 \t-d <str>   set the delimiter for list values in uci show
 \t-f <file>  use <file> as input instead of stdin
-\t-m         when importing, merge data into an existing package (not supported by herd)
+\t-m         when importing, merge data into an existing package
 \t-n         name unnamed sections on export
 \t-N         don't name unnamed sections (default)
 \t-p <path>  add a search path for config change files
@@ -444,6 +444,69 @@ impl Cli {
         }
     }
 
+    /// `uci import -m NAME`: merge the stream into the package as staged
+    /// changes: named sections are set (created or retyped), anonymous ones
+    /// added, options set and list items appended, then saved as deltas.
+    fn import_merge(&mut self, name: &str, text: &[u8], err: &mut dyn Write) -> u8 {
+        let incoming = match parse_import(text, Some(name), "stdin", self.store.mode) {
+            Ok((mut p, _)) => p.pop().unwrap_or_else(|| crate::model::Package::new(name)),
+            Err(e) => return self.fail(err, e),
+        };
+        let mut p = match self.store.load(name) {
+            Ok(l) => l.package,
+            Err(e) => return self.fail(err, e),
+        };
+        let mut deltas = Vec::new();
+        for s in &incoming.sections {
+            let section = if s.anonymous {
+                match ops::add(&mut p, &s.kind) {
+                    Ok((id, d)) => {
+                        deltas.push(d);
+                        id
+                    }
+                    Err(e) => return self.fail(err, e),
+                }
+            } else {
+                let ptr = Ptr {
+                    package: name.to_string(),
+                    section: Some(s.name.clone()),
+                    value: Some(s.kind.clone()),
+                    ..Ptr::default()
+                };
+                match ops::set(&mut p, &ptr) {
+                    Ok(d) => deltas.extend(d),
+                    Err(e) => return self.fail(err, e),
+                }
+                s.name.clone()
+            };
+            for o in &s.options {
+                for (i, item) in o.value.items().iter().enumerate() {
+                    let ptr = Ptr {
+                        package: name.to_string(),
+                        section: Some(section.clone()),
+                        option: Some(o.name.clone()),
+                        value: Some(item.clone()),
+                        extended: false,
+                    };
+                    let r = if o.value.is_list() {
+                        ops::add_list(&mut p, &ptr)
+                    } else {
+                        debug_assert_eq!(i, 0);
+                        ops::set(&mut p, &ptr)
+                    };
+                    match r {
+                        Ok(d) => deltas.extend(d),
+                        Err(e) => return self.fail(err, e),
+                    }
+                }
+            }
+        }
+        match self.store.save(name, &deltas) {
+            Ok(()) => OK,
+            Err(e) => self.fail(err, e),
+        }
+    }
+
     fn add(&mut self, package: &str, kind: &str, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         let mut p = match self.store.load(package) {
             Ok(l) => l.package,
@@ -462,12 +525,13 @@ impl Cli {
     }
 
     fn import(&mut self, name: Option<&str>, input: &mut dyn Read, err: &mut dyn Write) -> u8 {
-        if self.merge {
-            return self.fail(err, "import -m is not supported by herd uci: use batch");
-        }
         let mut text = Vec::new();
         if let Err(e) = input.read_to_end(&mut text) {
             return self.fail(err, e);
+        }
+        if self.merge {
+            let Some(name) = name else { return UNKNOWN };
+            return self.import_merge(name, &text, err);
         }
         let packages = match parse_import(&text, name, "stdin", self.store.mode) {
             Ok((p, _)) => p,

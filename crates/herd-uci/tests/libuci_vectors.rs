@@ -723,3 +723,37 @@ fn cram_fuzz_corpus_import_errors_match_libuci() {
         ]
     );
 }
+
+#[test]
+fn import_merge_stages_the_stream_as_changes() {
+    let t = Suite::new();
+    t.cp("get_parsing.data", "test");
+    let r = t.uci(
+        &["-m", "import", "test"],
+        "config type 'section'\n\toption opt 'new'\n\tlist l 'a'\nconfig extra\n\toption x y\n",
+    );
+    assert_eq!(r.code, 0);
+    // Nothing written before commit; the changes are staged.
+    assert_eq!(
+        read(&t.config.join("test")),
+        read(&reference("get_parsing.data"))
+    );
+    // The new anonymous section is the package's third: cfg03 + hash("extra").
+    let id = herd_uci::anonymous_id(3, "extra");
+    assert_eq!(
+        shell(&t.uci(&["changes", "test"], "").out),
+        format!("test.section='type'\ntest.section.opt='new'\ntest.section.l+='a'\ntest.{id}='extra'\ntest.{id}.x='y'")
+    );
+    t.uci(&["commit", "test"], "");
+    let p = herd_uci::parse(
+        &read(&t.config.join("test")),
+        "test",
+        "test",
+        herd_uci::Mode::Strict,
+    )
+    .expect("parses")
+    .package;
+    assert_eq!(p.sections.len(), 3);
+    assert_eq!(p.sections[0].get_single("opt"), Some("new"));
+    assert_eq!(p.sections[2].get_single("x"), Some("y"));
+}
