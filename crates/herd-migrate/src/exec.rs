@@ -937,3 +937,91 @@ pub fn break_lock(conn: &Connect, vm: &str) -> Result<Option<LockFacts>, virt::e
     }
     Ok(existing)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(disk: (u64, u64), mem: (u64, u64, u64)) -> JobSample {
+        JobSample {
+            active: true,
+            disk_total: disk.0,
+            disk_remaining: disk.1,
+            mem_total: mem.0,
+            mem_remaining: mem.1,
+            mem_processed: mem.2,
+            time_elapsed: 1000,
+            ..JobSample::default()
+        }
+    }
+
+    #[test]
+    fn progress_shows_disks_until_memory_starts_moving() {
+        let p = progress(&sample((100, 40), (64, 64, 0))).unwrap();
+        assert_eq!((p.phase, p.done, p.total), (Phase::Disk, 60, 100));
+        let p = progress(&sample((100, 0), (64, 16, 48))).unwrap();
+        assert_eq!((p.phase, p.done, p.total), (Phase::Memory, 48, 64));
+        assert_eq!(
+            progress(&sample((0, 0), (64, 64, 0))),
+            None,
+            "nothing to show yet"
+        );
+    }
+
+    #[test]
+    fn rate_and_eta_come_from_successive_samples_when_libvirt_gives_none() {
+        let mut rate = Rate::default();
+        let mut first = progress(&sample((1000, 1000), (0, 0, 0))).unwrap();
+        rate.fill(&mut first);
+        std::thread::sleep(Duration::from_millis(100));
+        let mut second = progress(&sample((1000, 500), (0, 0, 0))).unwrap();
+        rate.fill(&mut second);
+        assert!(second.bytes_per_sec > 1000, "{second:?}");
+        assert!(second.eta_secs.is_some_and(|e| e < 5), "{second:?}");
+    }
+
+    #[test]
+    fn finished_stats_add_disk_figures_from_the_last_sample() {
+        let completed = JobSample {
+            data_processed: 700,
+            mem_processed: 650,
+            downtime: Some(80),
+            ..JobSample::default()
+        };
+        let last = JobSample {
+            disk_total: 4096,
+            disk_processed: 1024,
+            ..JobSample::default()
+        };
+        let s = stats(Some(&completed), Some(&last));
+        assert_eq!(
+            s,
+            Stats {
+                bytes: 700 + 4096,
+                disk_bytes: 4096,
+                memory_bytes: 700,
+                downtime_ms: Some(80),
+            }
+        );
+    }
+
+    #[test]
+    fn live_flags_map_to_libvirt_bits() {
+        let bits = flag_bits(&live_flags(&crate::plan::MigrateOptions {
+            auto_converge: true,
+            parallel: Some(4),
+            ..Default::default()
+        }));
+        for f in [
+            sys::VIR_MIGRATE_LIVE,
+            sys::VIR_MIGRATE_PERSIST_DEST,
+            sys::VIR_MIGRATE_UNDEFINE_SOURCE,
+            sys::VIR_MIGRATE_NON_SHARED_DISK,
+            sys::VIR_MIGRATE_AUTO_CONVERGE,
+            sys::VIR_MIGRATE_PARALLEL,
+        ] {
+            assert_ne!(bits & f, 0, "flag {f:#x} missing");
+        }
+        assert_eq!(bits & sys::VIR_MIGRATE_OFFLINE, 0);
+    }
+}
