@@ -63,7 +63,7 @@ fn change(
     serde_json::to_vec(&commit).unwrap()
 }
 
-fn commit_as(f: &Fixture, key: &PathBuf, body: &[u8]) -> (u16, String) {
+fn commit_as(f: &Fixture, key: &std::path::Path, body: &[u8]) -> (u16, String) {
     f.server.signed(key, "POST", "/api/dataset/commit", body)
 }
 
