@@ -12,5 +12,4 @@ pub mod config;
 pub mod fw4;
 pub mod inventory;
 pub mod nft;
-pub mod plan;
 pub mod policy;

@@ -4,7 +4,6 @@
 use herd_firewall::check::{check, Query, Verdict};
 use herd_firewall::inventory::{objects_from_json, policy_from_objects};
 use herd_firewall::nft::{FinalVerdict, Hook};
-use herd_firewall::plan;
 use herd_firewall::policy::{self, Rendered};
 use herd_uci::parse_str;
 
@@ -105,27 +104,26 @@ fn a_rendered_config_needs_no_further_changes() {
         &out.firewall,
     )
     .expect("render");
-    let mut changes = plan::changes(&out.network, &again.network);
-    changes.extend(plan::changes(&out.firewall, &again.firewall));
-    assert_eq!(plan::batch_script(&changes), "");
+    assert!(herd_uci::diff::diff(&out.network, &again.network).is_empty());
+    assert!(herd_uci::diff::diff(&out.firewall, &again.firewall).is_empty());
 }
 
 #[test]
-fn the_plan_adds_sections_last_and_names_them_by_type() {
-    let network = parse_str(NETWORK, "network").expect("network");
+fn the_batch_script_turns_the_current_config_into_the_rendered_one() {
     let out = rendered();
-    let script = plan::batch_script(&plan::changes(&network, &out.network));
-    assert_eq!(
-        script,
-        "set network.@switch_vlan[0].ports='1 2 3 5t'\n\
-         add network switch_vlan\n\
-         set network.@switch_vlan[-1].device='switch0'\n\
-         set network.@switch_vlan[-1].ports='4 5t'\n\
-         set network.@switch_vlan[-1].vlan='42'\n\
-         set network.limited_lan=interface\n\
-         set network.limited_lan.proto='static'\n\
-         set network.limited_lan.ifname='eth0.42'\n\
-         set network.limited_lan.ipaddr='10.23.42.1'\n\
-         set network.limited_lan.netmask='255.255.255.0'\n"
-    );
+    for (current, want) in [
+        (
+            parse_str(NETWORK, "network").expect("network"),
+            &out.network,
+        ),
+        (
+            parse_str(FIREWALL, "firewall").expect("firewall"),
+            &out.firewall,
+        ),
+    ] {
+        let script = herd_uci::batch_script(&current, want).expect("script");
+        let mut got = current.clone();
+        herd_uci::run_script(&mut got, &script).expect("script runs");
+        assert!(herd_uci::diff::diff(&got, want).is_empty(), "{script}");
+    }
 }

@@ -194,9 +194,9 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     let r = Router::start();
     let out = must(r.apply(&["--dry-run"]), "dry run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("add firewall rule"), "{stdout}");
+    assert!(stdout.contains("add firewall 'rule'"), "{stdout}");
     assert!(
-        stdout.contains("set network.limited_lan=interface"),
+        stdout.contains("set network.limited_lan='interface'"),
         "{stdout}"
     );
     assert_eq!(read(&r.path("config/network")), NETWORK);

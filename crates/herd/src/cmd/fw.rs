@@ -7,10 +7,10 @@ use super::exit::{Exit, FAILURE, NOT_FOUND, USAGE};
 use super::Global;
 use herd_firewall::apply::{self, SshTarget};
 use herd_firewall::check::{self, Query};
+use herd_firewall::fw4;
 use herd_firewall::inventory::{self, objects_from_json, policy_from_objects};
 use herd_firewall::nft::FinalVerdict;
 use herd_firewall::policy::{self, Policy, Rendered};
-use herd_firewall::{fw4, plan};
 use herd_uci::{commit_text, export_with, parse_str, ExportOptions, Package};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -142,7 +142,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         FwCommand::Plan { source } => {
             let (current, out) = rendered(global, &source)?;
             print_notes(&out);
-            print!("{}", script_of(&current, &out));
+            print!("{}", script_of(&current, &out)?);
             Ok(ExitCode::SUCCESS)
         }
         FwCommand::Apply {
@@ -176,7 +176,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             print_notes(&out);
             let current = (network, firewall);
             print!("{}", diff_of(&current, &out));
-            let script = script_of(&current, &out);
+            let script = script_of(&current, &out)?;
             if dry_run {
                 println!("# uci batch script (dry run, nothing changed):");
                 print!("{script}");
@@ -405,14 +405,23 @@ fn render(
     Ok(ExitCode::SUCCESS)
 }
 
+/// herd-uci's semantic diff of both packages (empty when nothing changes).
 fn diff_of(current: &(Package, Package), out: &Rendered) -> String {
-    let mut changes = plan::changes(&current.0, &out.network);
-    changes.extend(plan::changes(&current.1, &out.firewall));
-    plan::diff_text(&changes)
+    let mut text = herd_uci::diff::render(&herd_uci::diff::diff(&current.0, &out.network));
+    text.push_str(&herd_uci::diff::render(&herd_uci::diff::diff(
+        &current.1,
+        &out.firewall,
+    )));
+    text
 }
 
-fn script_of(current: &(Package, Package), out: &Rendered) -> String {
-    let mut changes = plan::changes(&current.0, &out.network);
-    changes.extend(plan::changes(&current.1, &out.firewall));
-    plan::batch_script(&changes)
+/// herd-uci's `uci batch` script for both packages (without `commit`).
+fn script_of(current: &(Package, Package), out: &Rendered) -> anyhow::Result<String> {
+    let mut script = herd_uci::batch_script(&current.0, &out.network)
+        .map_err(|e| Exit::new(FAILURE, format!("cannot plan the network changes: {e}")))?;
+    script.push_str(
+        &herd_uci::batch_script(&current.1, &out.firewall)
+            .map_err(|e| Exit::new(FAILURE, format!("cannot plan the firewall changes: {e}")))?,
+    );
+    Ok(script)
 }
