@@ -184,6 +184,11 @@ fn migrate_by_inventory_names_moves_the_vm_and_updates_its_hypervisor() {
             .is_empty(),
         "dry run changed nothing"
     );
+    // Without a destination herd picks one from the inventory: not the source.
+    let out = world.run(&["vm", "migrate", "cvm1", "--dry-run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let chosen: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(chosen["destination"], world.hosts[1].uri.as_str());
 
     let out = world.run(&["vm", "migrate", "cvm1", "hv2", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
