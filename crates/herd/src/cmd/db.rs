@@ -353,3 +353,60 @@ fn check_cmd(a: CheckArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::from(exit::FAILURE))
     }
 }
+
+/// `herd serve --db postgres://...`: the inventory API on PostgreSQL, with
+/// users, keys and the replay memory in the same database (so several
+/// servers on one database behave as one). `None` if `db` names SQLite.
+pub fn serve_postgres(
+    db: &Path,
+    addr: std::net::SocketAddr,
+    body_limit: usize,
+    flags: &super::users::AuthFlags,
+) -> anyhow::Result<Option<ExitCode>> {
+    let Engine::Postgres(url) = Engine::parse(&db.to_string_lossy()) else {
+        return Ok(None);
+    };
+    herd_server::init_logging();
+    let store = Arc::new(open_postgres(&url)?);
+    let settings = herd_server::Settings {
+        body_limit,
+        ..herd_server::Settings::default()
+    };
+    let mut state = herd_server::AppState::new(store.clone(), settings);
+    let users = store
+        .users()
+        .map_err(|e| store_error("reading the users", e))?;
+    let authenticate = match flags.auth {
+        super::users::AuthMode::Off => false,
+        super::users::AuthMode::On => true,
+        super::users::AuthMode::Auto => !users.is_empty(),
+    };
+    if !authenticate && flags.auth == super::users::AuthMode::Auto {
+        eprintln!(
+            "note: no users yet, so requests are not authenticated (loopback only); \
+             create an administrator and restart"
+        );
+    }
+    if authenticate {
+        state = state.with_auth(herd_server::auth::Auth {
+            store,
+            settings: herd_auth::Settings {
+                window_secs: flags.auth_window,
+                legacy_ssh_rsa: flags.legacy_ssh_rsa,
+                serveradmin_schemes: !flags.no_serveradmin_auth,
+            },
+        });
+    }
+    herd_server::run(addr, state, |bound| {
+        use std::io::Write;
+        // Scripts and tests read this line to learn the port.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{bound}");
+        let _ = out.flush();
+    })
+    .map_err(|e| match e {
+        herd_server::ServeError::NotLoopback(_) => Exit::new(exit::REFUSED, e.to_string()),
+        other => Exit::new(exit::FAILURE, other.to_string()),
+    })?;
+    Ok(Some(ExitCode::SUCCESS))
+}
