@@ -542,3 +542,45 @@ fn body_over_the_limit_is_413() {
         "larger than the limit of 4096 bytes",
     );
 }
+
+#[test]
+fn passphrase_protected_key_file_signs_with_herd_key_passphrase() {
+    let f = fixture();
+    let locked = f.site.path("locked");
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
+        .arg(&locked)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    f.site.ok(&[
+        "key",
+        "add",
+        "alice",
+        locked.with_extension("pub").to_str().unwrap(),
+    ]);
+    let run = |passphrase: &str| {
+        Command::new(HERD)
+            .args(["query", "hostname=web1", "--key"])
+            .arg(&locked)
+            .env("HERD_URL", &f.server.url)
+            .env("HERD_KEY_PASSPHRASE", passphrase)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("HERD_TOKEN")
+            .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run("correct horse");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("web1"));
+    let out = run("wrong");
+    assert_eq!(out.status.code(), Some(5), "refused exit code");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
+}
