@@ -23,6 +23,7 @@ fn policy(n: usize) -> Policy {
                 lan_ports: vec!["lan1".into(), "lan2".into(), "lan3".into(), "lan4".into()],
             },
             wan_zone: "wan".into(),
+            wan_device: "wan".into(),
             address: None,
         },
         zones: vec![WhitelistZone {

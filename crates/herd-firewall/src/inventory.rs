@@ -158,8 +158,14 @@ fn router_from(o: &Object, errors: &mut Vec<PolicyError>) -> Option<Router> {
             return None;
         }
     };
+    let wan_device = match (str_attr(o, "openwrt_wan_device"), &switch) {
+        (Some(d), _) => d.to_string(),
+        (None, Switch::Swconfig { uplink, .. }) => format!("{uplink}.2"),
+        (None, Switch::Dsa { .. }) => "wan".to_string(),
+    };
     Some(Router {
         hostname: name_of(o),
+        wan_device,
         switch,
         wan_zone: str_attr(o, "openwrt_wan_zone").unwrap_or("wan").to_string(),
         address: str_attr(o, "intern_ip").map(str::to_string),

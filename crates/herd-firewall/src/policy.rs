@@ -20,6 +20,9 @@ pub struct Router {
     pub switch: Switch,
     /// The firewall zone towards the internet (`wan`).
     pub wan_zone: String,
+    /// The device of the `wan` interface (`eth0.2` on swconfig, `wan` on DSA
+    /// by default); used when the router's current config is not given.
+    pub wan_device: String,
     /// Where `herd fw apply` connects (`intern_ip`), if known.
     pub address: Option<String>,
 }
@@ -166,8 +169,8 @@ pub fn validate(policy: &Policy) -> Vec<PolicyError> {
 }
 
 /// A minimal configuration for a router whose current files are unknown:
-/// its LAN VLAN (or bridge) and a `wan` zone with masquerading, as in
-/// OpenWrt's defaults.
+/// its LAN VLAN (or bridge), the `wan` interface and a `wan` zone with
+/// masquerading, as in OpenWrt's defaults.
 pub fn baseline(router: &Router) -> (Package, Package) {
     let mut network = Package::new("network");
     match &router.switch {
@@ -196,7 +199,21 @@ pub fn baseline(router: &Router) -> (Package, Package) {
                 .set_list("ports", lan_ports.iter().cloned());
         }
     }
+    let key = match &router.switch {
+        Switch::Swconfig { .. } => "ifname",
+        Switch::Dsa { .. } => "device",
+    };
+    network
+        .add_named("interface", "wan")
+        .set(key, router.wan_device.as_str())
+        .set("proto", "dhcp");
     let mut firewall = Package::new("firewall");
+    firewall
+        .add_anonymous("defaults")
+        .set("syn_flood", "1")
+        .set("input", "REJECT")
+        .set("output", "ACCEPT")
+        .set("forward", "REJECT");
     firewall
         .add_anonymous("zone")
         .set("name", router.wan_zone.as_str())
