@@ -99,7 +99,8 @@ pub enum FwCommand {
         #[arg(long)]
         config: PathBuf,
     },
-    /// The verdict for one packet and the rule or policy that decided it.
+    /// The verdict for one packet and the rule or policy that decided it
+    /// (exit 0 when accepted, 1 when rejected or dropped).
     Check {
         /// The router (its policy rendered onto --current or its baseline).
         router: Option<String>,
