@@ -202,9 +202,7 @@ pub fn compile_filter(
         ),
         Filter::Not(f) => Matcher::Not(Box::new(compile_filter(attribute, ty, f)?)),
         Filter::Regexp(pattern) => Matcher::Regexp(
-            regex::RegexBuilder::new(pattern)
-                .size_limit(1 << 20)
-                .build()
+            cached_regex(pattern)
                 .map_err(|e| err(attribute, format!("invalid regexp for {attribute}: {e}")))?,
         ),
         Filter::GreaterThan(v)
@@ -238,6 +236,30 @@ pub fn compile_filter(
         | Filter::ContainedOnlyBy(_)
         | Filter::StartsWith(_) => return Err(not_for(filter)),
     })
+}
+
+/// Compiling a regexp costs far more than running a query on an index, and
+/// clients repeat the same patterns: keep the last few hundred per thread.
+fn cached_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    const CAPACITY: usize = 256;
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    if let Some(re) = CACHE.with(|c| c.borrow().get(pattern).cloned()) {
+        return Ok(re);
+    }
+    let re = regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= CAPACITY {
+            c.clear();
+        }
+        c.insert(pattern.to_owned(), re.clone());
+    });
+    Ok(re)
 }
 
 impl Matcher {

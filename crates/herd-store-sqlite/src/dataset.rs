@@ -6,7 +6,7 @@
 //! and changed only after a commit is durable, by the single writer.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -30,7 +30,9 @@ pub(crate) struct Obj {
     pub attrs: BTreeMap<Arc<str>, Value>,
 }
 
-type Index = BTreeMap<Value, Vec<ObjectId>>;
+type Index = BTreeMap<Value, BTreeSet<ObjectId>>;
+
+static NO_IDS: BTreeSet<ObjectId> = BTreeSet::new();
 
 /// Per-servertype facts derived from the schema.
 #[derive(Debug, Default)]
@@ -147,14 +149,17 @@ impl Dataset {
     /// Adds an object (new or replacing one removed before).
     pub fn insert(&mut self, obj: Obj) {
         for (attr, value) in Self::index_entries(&obj) {
-            let ids = self
-                .indexes
-                .entry(attr.to_owned())
-                .or_default()
-                .entry(value.into_owned())
-                .or_default();
-            if let Err(pos) = ids.binary_search(&obj.id) {
-                ids.insert(pos, obj.id);
+            let index = match self.indexes.get_mut(attr) {
+                Some(index) => index,
+                None => self.indexes.entry(attr.to_owned()).or_default(),
+            };
+            match index.get_mut(&*value) {
+                Some(ids) => {
+                    ids.insert(obj.id);
+                }
+                None => {
+                    index.insert(value.into_owned(), BTreeSet::from([obj.id]));
+                }
             }
         }
         self.hostnames.insert(obj.hostname.clone(), obj.id);
@@ -167,9 +172,7 @@ impl Dataset {
         for (attr, value) in Self::index_entries(&obj) {
             if let Some(index) = self.indexes.get_mut(attr) {
                 if let Some(ids) = index.get_mut(&*value) {
-                    if let Ok(pos) = ids.binary_search(&id) {
-                        ids.remove(pos);
-                    }
+                    ids.remove(&id);
                     if ids.is_empty() {
                         index.remove(&*value);
                     }
@@ -183,11 +186,11 @@ impl Dataset {
     }
 
     /// Ids whose indexed `attribute` equals `value` exactly.
-    pub fn lookup(&self, attribute: &str, value: &Value) -> &[ObjectId] {
+    pub fn lookup(&self, attribute: &str, value: &Value) -> &BTreeSet<ObjectId> {
         self.indexes
             .get(attribute)
             .and_then(|i| i.get(value))
-            .map_or(&[], Vec::as_slice)
+            .unwrap_or(&NO_IDS)
     }
 
     /// The value of any attribute of an object as queries see it
@@ -272,7 +275,11 @@ impl Dataset {
                 None => Vec::new(),
             },
             AttributeType::Reverse => match &def.reversed_attribute {
-                Some(rel) => self.lookup(rel, &Value::number(obj.id)).to_vec(),
+                Some(rel) => self
+                    .lookup(rel, &Value::number(obj.id))
+                    .iter()
+                    .copied()
+                    .collect(),
                 None => Vec::new(),
             },
             AttributeType::Supernet => {
@@ -396,10 +403,10 @@ impl Dataset {
         let index = self.indexes.get(attribute);
         let empty = Index::new();
         let index = index.unwrap_or(&empty);
-        let collect = |range: &mut dyn Iterator<Item = (&Value, &Vec<ObjectId>)>| {
+        let collect = |range: &mut dyn Iterator<Item = (&Value, &BTreeSet<ObjectId>)>| {
             let mut out = Vec::new();
             for (_, ids) in range {
-                out.extend_from_slice(ids);
+                out.extend(ids.iter().copied());
                 if out.len() > cap {
                     return Err(());
                 }
@@ -413,11 +420,11 @@ impl Dataset {
                 let ids = self
                     .index_key(attribute, v)
                     .and_then(|k| index.get(&k))
-                    .map_or(&[][..], Vec::as_slice);
+                    .unwrap_or(&NO_IDS);
                 Some(if ids.len() > cap {
                     Err(())
                 } else {
-                    Ok(ids.to_vec())
+                    Ok(ids.iter().copied().collect())
                 })
             }
             Matcher::Any(items) => {

@@ -238,7 +238,7 @@ impl Store for SqliteStore {
             let mut stripped = Vec::new();
             if let SchemaChange::UpdateServertype { servertype } = change {
                 let id = &servertype.servertype_id;
-                for oid in data.lookup("servertype", &Value::String(id.clone())) {
+                for oid in data.lookup("servertype", &Value::String(id.clone())).iter() {
                     let Some(obj) = data.objects.get(oid) else {
                         continue;
                     };

@@ -11,15 +11,21 @@
 //!   `order_by` then `object_id`. No restrict: every attribute of the
 //!   object's servertype (computed ones included).
 //! - [`Store::commit`] applies created, changed and deleted objects in one
-//!   transaction, or nothing. Every `old` value (and every multi `remove`)
-//!   is compared with the stored value at commit time: a mismatch fails
-//!   the whole commit with [`StoreError::Conflict`] ("newer data
-//!   available"), so no update is ever lost. Validation failures name the
+//!   transaction, or nothing. Every `old` value is compared (after typing)
+//!   with the stored value at commit time: a mismatch, or a changed or
+//!   deleted object that no longer exists, fails the whole commit with
+//!   [`StoreError::Conflict`] ("newer data available"), so no update is
+//!   ever lost. `multi` changes add and remove single values and commute,
+//!   so they never conflict. Validation failures name the
 //!   object, the attribute and the rule. A successful commit returns its id
 //!   and appears in history with author, time and per-object diffs.
 //! - Schema changes go through [`Store::change_schema`]; they are recorded
 //!   in no object's history but are validated against existing objects.
 //! - The trait is synchronous; callers in async code use `spawn_blocking`.
+//!
+//! [`fleet`] loads the benchmark fleet into any store and builds its five
+//! queries; the `conformance` feature adds `conformance_tests!`, the
+//! story every engine's tests run.
 //!
 //! Errors map to HTTP status as: `Conflict` 409, `Validation` 400,
 //! `NotFound` 404, `Internal` 500 (log it, do not show it).

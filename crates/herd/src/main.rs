@@ -54,6 +54,9 @@ enum Command {
     Uci(cmd::uci::Args),
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc; // docs/bench/store.md (model)
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
