@@ -15,10 +15,26 @@ fn repo_file(path: &str) -> String {
 fn the_demo_fleet_loads_and_relations_reverse_and_supernet_resolve() {
     let server = Server::start();
     for args in [
-        vec!["schema", "apply", &repo_file("scripts/demo-fleet/schema.json")],
-        vec!["schema", "apply", &repo_file("crates/herd-firewall/schema/openwrt-whitelist.json")],
-        vec!["create", "--file", &repo_file("scripts/demo-fleet/infrastructure.jsonl")],
-        vec!["create", "--file", &repo_file("scripts/demo-fleet/vms.jsonl")],
+        vec![
+            "schema",
+            "apply",
+            &repo_file("scripts/demo-fleet/schema.json"),
+        ],
+        vec![
+            "schema",
+            "apply",
+            &repo_file("crates/herd-firewall/schema/openwrt-whitelist.json"),
+        ],
+        vec![
+            "create",
+            "--file",
+            &repo_file("scripts/demo-fleet/infrastructure.jsonl"),
+        ],
+        vec![
+            "create",
+            "--file",
+            &repo_file("scripts/demo-fleet/vms.jsonl"),
+        ],
     ] {
         let out = server.herd(&args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>());
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -35,8 +51,17 @@ fn the_demo_fleet_loads_and_relations_reverse_and_supernet_resolve() {
     );
     let vm = client.get("web01.ber1.example.com").unwrap();
     assert_eq!(vm.get("network"), Some(&"ber1-vms".into()), "supernet");
-    assert_eq!(vm.get("datacenter"), Some(&"ber1".into()), "related via hypervisor");
+    assert_eq!(
+        vm.get("datacenter"),
+        Some(&"ber1".into()),
+        "related via hypervisor"
+    );
     let out = server.herd(&["query", "servertype=vm", "-a", "hostname", "-a", "memory"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).matches(".example.com").count(), 8, "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).matches(".example.com").count(),
+        8,
+        "{}",
+        stdout(&out)
+    );
 }
