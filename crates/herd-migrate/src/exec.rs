@@ -235,7 +235,15 @@ fn perform(
         Action::CreateVolume(i) => {
             let d = &plan.disks[*i];
             say(format!("creating {} on the destination", d.dest.path()));
-            create_volume(plan, hosts, *i)
+            let event = create_volume(plan, hosts, *i);
+            if let Event::VolumeCreated(i) = &event {
+                if let Err(e) = remember_created(plan, hosts, state, *i) {
+                    (config.observer)(&Notice::Warning {
+                        text: format!("the lock does not list the new volume: {}", e.message()),
+                    });
+                }
+            }
+            event
         }
         Action::MigrateLive => {
             say(format!("migrating {} live", plan.vm));
@@ -307,6 +315,7 @@ fn lock(plan: &Plan, hosts: &Hosts, owner: &str) -> Event {
         owner: owner.to_string(),
         destination: plan.destination.clone(),
         since: unix_now(),
+        created: vec![],
     };
     let flags = domain_affect(&dom);
     match dom.set_metadata(
@@ -319,6 +328,38 @@ fn lock(plan: &Plan, hosts: &Hosts, owner: &str) -> Event {
         Ok(()) => Event::Locked(lock),
         Err(e) => failed("lock", e),
     }
+}
+
+/// Record in the lock which destination volumes exist because of us, so a
+/// later `--break-lock` can remove them if this process dies.
+fn remember_created(
+    plan: &Plan,
+    hosts: &Hosts,
+    state: &State,
+    new: usize,
+) -> Result<(), virt::error::Error> {
+    let (lock, created): (&LockFacts, &[usize]) = match state {
+        State::Locked { lock } => (lock, &[]),
+        State::Preparing { lock, created, .. } => (lock, created),
+        _ => return Ok(()),
+    };
+    let mut lock = lock.clone();
+    lock.created = created
+        .iter()
+        .chain([&new])
+        .filter_map(|i| match &plan.disks.get(*i)?.dest {
+            DestDisk::NewVolume { pool, name, .. } => Some(format!("{pool}/{name}")),
+            DestDisk::ExistingBlock { .. } => None,
+        })
+        .collect();
+    let dom = source_domain(plan, hosts)?;
+    dom.set_metadata(
+        sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+        Some(&xml::lock_element(&lock)),
+        Some(xml::HERD_PREFIX),
+        Some(xml::HERD_NS),
+        domain_affect(&dom),
+    )
 }
 
 fn domain_affect(dom: &Domain) -> u32 {
@@ -921,21 +962,92 @@ fn by_hand(plan: &Plan, u: &Undo, e: &virt::error::Error) -> String {
     }
 }
 
-/// Remove a stale herd lock from a VM (after checking no herd process works on it).
-pub fn break_lock(conn: &Connect, vm: &str) -> Result<Option<LockFacts>, virt::error::Error> {
+/// What `--break-lock` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokenLock {
+    pub lock: LockFacts,
+    /// Destination volumes the dead process had created, now deleted.
+    pub deleted: Vec<String>,
+    /// Volumes left alone, with why and how to finish by hand.
+    pub kept: Vec<String>,
+}
+
+/// Remove a stale herd lock from a VM on `conn` (its source), after checking
+/// no herd process works on it. A migration job still running for the dead
+/// process is aborted first. The destination volumes the lock lists
+/// (created by the process that died) are deleted when the VM still runs on
+/// the source and no domain of its UUID exists on the destination.
+pub fn break_lock(conn: &Connect, vm: &str) -> Result<Option<BrokenLock>, virt::error::Error> {
     let dom = conn.lookup_domain_by_name(vm)?;
-    let existing = dom
+    let Some(lock) = dom
         .metadata(
             sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
             Some(xml::HERD_NS),
             0,
         )
         .ok()
-        .and_then(|x| xml::parse_lock(&x));
-    if existing.is_some() {
-        unlock(&dom)?;
+        .and_then(|x| xml::parse_lock(&x))
+    else {
+        return Ok(None);
+    };
+    // The dead process's migration job may still run in libvirt (it only
+    // notices a vanished client between phases): abort it and wait.
+    if libvirt::job_active(&dom).unwrap_or(false) {
+        let _ = libvirt::abort_job(&dom);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while libvirt::job_active(&dom).unwrap_or(false) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
-    Ok(existing)
+    let mut deleted = Vec::new();
+    let mut kept = Vec::new();
+    if !lock.created.is_empty() {
+        let by_hand = |v: &str, why: &str| {
+            let (pool, name) = v.split_once('/').unwrap_or(("default", v));
+            format!(
+                "{v} on {} kept ({why}): delete it with `virsh -c '{}' vol-delete --pool {pool} {name}` once you are sure",
+                lock.destination, lock.destination
+            )
+        };
+        let uuid = dom.uuid_string()?;
+        let safe = match (dom.is_active(), libvirt::open(&lock.destination)) {
+            (Ok(true), Ok(dest)) => match dest.lookup_domain_by_uuid_string(&uuid) {
+                Err(e) if libvirt::is_missing(&e) => Ok(dest),
+                Ok(_) => Err("the VM's domain exists on the destination"),
+                Err(_) => Err("cannot check the destination's domains"),
+            },
+            (Ok(true), Err(_)) => Err("the destination is unreachable"),
+            _ => Err("the VM is not running on the source"),
+        };
+        for v in &lock.created {
+            let dest = match &safe {
+                Ok(d) => d,
+                Err(why) => {
+                    kept.push(by_hand(v, why));
+                    continue;
+                }
+            };
+            let (pool, name) = v.split_once('/').unwrap_or(("default", v));
+            let result = dest.lookup_storage_pool_by_name(pool).and_then(|p| {
+                let _ = p.refresh(0);
+                match p.lookup_storage_vol_by_name(name) {
+                    Ok(vol) => vol.delete(0),
+                    Err(e) if libvirt::is_missing(&e) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            });
+            match result {
+                Ok(()) => deleted.push(v.clone()),
+                Err(e) => kept.push(by_hand(v, e.message())),
+            }
+        }
+    }
+    unlock(&dom)?;
+    Ok(Some(BrokenLock {
+        lock,
+        deleted,
+        kept,
+    }))
 }
 
 #[cfg(test)]

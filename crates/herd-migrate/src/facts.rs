@@ -115,6 +115,10 @@ pub struct LockFacts {
     pub destination: String,
     /// Unix seconds.
     pub since: u64,
+    /// Destination volumes (`pool/name`) the locking process created so far:
+    /// what `--break-lock` deletes when that process died mid-way.
+    #[serde(default)]
+    pub created: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

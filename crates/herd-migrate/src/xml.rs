@@ -159,10 +159,16 @@ fn parse_interface(iface: Node) -> InterfaceFacts {
     }
 }
 
-/// herd's lock element: `<lock owner='..' destination='..' since='..'/>`.
+/// herd's lock element: `<lock owner='..' destination='..' since='..'>`
+/// with one `<created volume='pool/name'/>` per destination volume created.
 pub fn lock_element(lock: &LockFacts) -> String {
+    let created: String = lock
+        .created
+        .iter()
+        .map(|v| format!("<created volume='{}'/>", escape(v)))
+        .collect();
     format!(
-        "<lock owner='{}' destination='{}' since='{}'/>",
+        "<lock owner='{}' destination='{}' since='{}'>{created}</lock>",
         escape(&lock.owner),
         escape(&lock.destination),
         lock.since
@@ -189,6 +195,11 @@ fn parse_lock_node(node: Node) -> Option<LockFacts> {
             .attribute("since")
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
+        created: node
+            .children()
+            .filter(|c| c.is_element() && c.tag_name().name() == "created")
+            .filter_map(|c| c.attribute("volume").map(String::from))
+            .collect(),
     })
 }
 
@@ -501,6 +512,7 @@ mod tests {
             owner: "herd pid 1 on a&b".into(),
             destination: "qemu+unix:///system?socket=/x".into(),
             since: 42,
+            created: vec!["default/vm1.qcow2".into(), "default/vm1-b.qcow2".into()],
         };
         assert_eq!(parse_lock(&lock_element(&lock)), Some(lock));
     }

@@ -365,3 +365,68 @@ fn evacuation_moves_both_vms_and_reports_each() {
     assert_eq!(world.hypervisor_of("evm1"), Some(Value::from("hv2")));
     assert_eq!(world.hypervisor_of("evm2"), Some(Value::from("hv2")));
 }
+
+#[test]
+fn herd_killed_mid_migration_leaves_a_lock_that_break_lock_cleans_up() {
+    let world = World::new(&["cvm4"]);
+    world.guest("cvm4", 48);
+    let mut child = world
+        .herd(&["vm", "migrate", "cvm4", "hv2", "--bandwidth", "2", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start herd");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut progress = 0;
+    while progress < 5 {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("herd ended early");
+        };
+        if line.contains("\"progress\"") {
+            progress += 1;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL: no undo runs
+    child.wait().unwrap();
+
+    // libvirt goes on with the job of a client that went away (it notices
+    // between phases); herd's lock and the volume it created stay behind:
+    // a new run is refused with every reason.
+    let out = world.run(&["vm", "migrate", "cvm4", "hv2", "--dry-run", "--json"]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    let refusal: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let reasons: Vec<&str> = refusal["refused"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["locked", "job_active", "volume_exists"],
+        "{refusal}"
+    );
+
+    // --break-lock aborts the orphaned job, deletes what the dead process
+    // created on the destination, and unlocks.
+
+    let out = world.run(&["vm", "migrate", "cvm4", "--break-lock", "--from", "hv1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("deleted default/cvm4-vda.qcow2 on the destination"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(world
+        .virsh(1, &["vol-list", "default"])
+        .lines()
+        .all(|l| !l.contains("cvm4")));
+    assert!(
+        world.virsh(0, &["list", "--name"]).contains("cvm4"),
+        "still running on the source"
+    );
+    let out = world.run(&["vm", "migrate", "cvm4", "hv2", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(world.hypervisor_of("cvm4"), Some(Value::from("hv2")));
+}

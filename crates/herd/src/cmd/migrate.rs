@@ -430,11 +430,18 @@ fn break_lock(source: &str, vm: &str) -> anyhow::Result<ExitCode> {
     let conn = herd_migrate::libvirt::open(source)
         .map_err(|e| Exit::new(exit::FAILURE, format!("cannot connect to {source}: {e}")))?;
     match exec::break_lock(&conn, vm) {
-        Ok(Some(lock)) => {
+        Ok(Some(broken)) => {
+            let lock = &broken.lock;
             println!(
                 "removed the lock of {} (since {}, to {}) from {vm}",
                 lock.owner, lock.since, lock.destination
             );
+            for v in &broken.deleted {
+                println!("deleted {v} on the destination (created by that process)");
+            }
+            for k in &broken.kept {
+                println!("warning: {k}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Ok(None) => {
