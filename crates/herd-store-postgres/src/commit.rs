@@ -163,7 +163,7 @@ fn plan(
                 // A filled-in template carries computed attributes as null.
                 continue;
             }
-            let (def, _) = settable(catalog, st, k, &label)?;
+            let def = settable(catalog, st, k, &label)?;
             let typed = coerce_for_attribute(def, catalog.regexes.get(k), v)
                 .map_err(|e| invalid(e, &label, Some(k)))?;
             if !typed.is_empty() {
@@ -294,7 +294,7 @@ fn plan(
                     }
                 }
                 _ => {
-                    let (def, _) = settable(catalog, st, k, &label)?;
+                    let def = settable(catalog, st, k, &label)?;
                     let stored = cur.attrs.get(k).cloned().unwrap_or_else(|| empty_of(def));
                     let value = match ch {
                         AttributeChange::Multi { add, remove } => {
@@ -402,7 +402,7 @@ fn settable<'c>(
     st: &Servertype,
     attribute: &str,
     label: &str,
-) -> Result<(&'c Attribute, ()), StoreError> {
+) -> Result<&'c Attribute, StoreError> {
     let sa = st.attribute(attribute).ok_or_else(|| {
         rule(
             "unknown_attribute",
@@ -439,7 +439,7 @@ fn settable<'c>(
             format!("{attribute} is taken from the object {via} points at; change it there"),
         ));
     }
-    Ok((def, ()))
+    Ok(def)
 }
 
 fn check_required<'a>(
