@@ -53,7 +53,8 @@ pub(crate) struct Dataset {
     /// stored index does not cover every object.
     pub related_via_targets: HashSet<String>,
     pub attr_keys: HashMap<String, Arc<str>>,
-    pub objects: BTreeMap<ObjectId, Obj>,
+    /// By id; a hash map, as lookups by id dominate result building.
+    pub objects: HashMap<ObjectId, Obj>,
     pub hostnames: HashMap<String, ObjectId>,
     /// Keyed by `hostname`, `servertype`, `intern_ip` and stored attribute ids.
     pub indexes: HashMap<String, Index>,
@@ -72,7 +73,7 @@ impl Dataset {
             related_via_targets: HashSet::new(),
             attr_keys: HashMap::new(),
             next_id: objects.keys().next_back().map_or(1, |id| id + 1),
-            objects: BTreeMap::new(),
+            objects: HashMap::with_capacity(objects.len()),
             hostnames: HashMap::new(),
             indexes: HashMap::new(),
         };
@@ -507,7 +508,11 @@ impl Dataset {
                     .filter(|o| matches(o))
                     .collect()
             }
-            None => self.objects.values().filter(|o| matches(o)).collect(),
+            None => {
+                let mut all: Vec<&Obj> = self.objects.values().filter(|o| matches(o)).collect();
+                all.sort_unstable_by_key(|o| o.id);
+                all
+            }
         };
         if !q.order_by.is_empty() {
             found.sort_by_cached_key(|o| {

@@ -3,8 +3,8 @@
 //!
 //! Central type: [`SqliteStore`]. The file (created on first open, WAL,
 //! migrated by `PRAGMA user_version`) is the source of truth: typed tables
-//! for the schema, objects and attribute values, and the commit log with
-//! per-object diffs. On open every object is loaded into an in-memory
+//! for the schema, one row per object (its attribute values as a JSON
+//! column), and the commit log with per-object diffs. On open every object is loaded into an in-memory
 //! dataset with one ordered index per attribute; queries run there (index
 //! range scans for equality, literal regexp prefixes, comparisons and inet
 //! containment, the most selective filter first) under a read lock, so
