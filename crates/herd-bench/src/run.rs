@@ -82,7 +82,9 @@ pub fn run(fleet: &Fleet, params: &Params, db: &Path, settings: &Settings) -> an
     let addr = start_server(state)?;
     let url = format!("http://{addr}");
     let make_client = || -> anyhow::Result<Client> {
-        let client = Client::new(&url)?;
+        // Loopback: compression would only cost CPU (serveradmin's adminapi
+        // does not ask for it either).
+        let client = Client::new(&url)?.without_compression();
         Ok(match &key {
             Some(path) => client.with_signer(Box::new(
                 herd_auth::KeyFileSigner::load(path, None)

@@ -8,7 +8,7 @@ use crate::error::{x_json, ApiError};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 /// A request body parsed as JSON into `T`.
@@ -71,4 +71,29 @@ pub fn success(fields: serde_json::Value) -> Response {
         body.extend(map);
     }
     x_json(StatusCode::OK, &serde_json::Value::Object(body))
+}
+
+/// `{"status": "success", "result": ...}` serialized straight from `result`,
+/// without building a JSON tree first (query answers can be large).
+pub fn success_result<T: serde::Serialize>(result: &T) -> Response {
+    #[derive(serde::Serialize)]
+    struct Answer<'a, T> {
+        status: &'static str,
+        result: &'a T,
+    }
+    match serde_json::to_vec(&Answer {
+        status: "success",
+        result,
+    }) {
+        Ok(bytes) => {
+            let mut response = (StatusCode::OK, bytes).into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static(crate::error::X_JSON),
+            );
+            response
+        }
+        Err(e) => crate::error::ApiError::internal(format!("cannot encode the answer: {e}"))
+            .into_response(),
+    }
 }

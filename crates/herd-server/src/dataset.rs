@@ -1,6 +1,6 @@
 //! serveradmin's endpoints, with its request and response shapes.
 
-use crate::body::{success, JsonBody};
+use crate::body::{success, success_result, JsonBody};
 use crate::error::ApiError;
 use crate::{AppState, Author};
 use axum::extract::{Query as UrlQuery, State};
@@ -35,7 +35,7 @@ pub async fn query(
 ) -> Result<Response, ApiError> {
     let query = parse_query(body)?;
     let objects = state.with_store(move |store| store.query(&query)).await?;
-    Ok(success(json!({ "result": objects })))
+    Ok(success_result(&objects))
 }
 
 /// Turn a query body into the model's [`Query`], with serveradmin's rules:
