@@ -643,8 +643,10 @@ pub fn delete(global: &Global, args: DeleteArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let mut commit = Commit::default();
-    commit.deleted = objects.iter().filter_map(|o| o.object_id()).collect();
+    let commit = Commit {
+        deleted: objects.iter().filter_map(|o| o.object_id()).collect(),
+        ..Commit::default()
+    };
     if args.dry_run && !args.json {
         println!("would delete (dry run):");
         for o in &objects {
