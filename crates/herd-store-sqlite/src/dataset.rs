@@ -34,12 +34,22 @@ type Index = BTreeMap<Value, BTreeSet<ObjectId>>;
 
 static NO_IDS: BTreeSet<ObjectId> = BTreeSet::new();
 
+/// An attribute of one servertype.
+#[derive(Debug)]
+pub(crate) struct AttributeInfo {
+    /// `related_via_attribute`.
+    pub via: Option<String>,
+    pub attribute_type: AttributeType,
+    pub multi: bool,
+}
+
 /// Per-servertype facts derived from the schema.
 #[derive(Debug, Default)]
 pub(crate) struct ServertypeInfo {
     pub ip_addr_type: IpAddrType,
-    /// Attribute id → `related_via_attribute`.
-    pub attributes: HashMap<String, Option<String>>,
+    /// Attribute id → what reading it needs (saves a schema lookup per
+    /// value on the query path).
+    pub attributes: HashMap<String, AttributeInfo>,
     /// Attribute ids in schema order.
     pub order: Vec<String>,
 }
@@ -108,8 +118,20 @@ impl Dataset {
                 if a.related_via_attribute.is_some() {
                     related_via_targets.insert(a.attribute_id.clone());
                 }
-                info.attributes
-                    .insert(a.attribute_id.clone(), a.related_via_attribute.clone());
+                let Some(def) = schema.attributes.get(&a.attribute_id) else {
+                    return Err(format!(
+                        "servertype {} lists unknown attribute {}",
+                        s.servertype_id, a.attribute_id
+                    ));
+                };
+                info.attributes.insert(
+                    a.attribute_id.clone(),
+                    AttributeInfo {
+                        via: a.related_via_attribute.clone(),
+                        attribute_type: def.attribute_type,
+                        multi: def.is_multi(),
+                    },
+                );
                 info.order.push(a.attribute_id.clone());
             }
             servertypes.insert(s.servertype_id.clone(), info);
@@ -214,20 +236,19 @@ impl Dataset {
             "intern_ip" => return Some(Cow::Borrowed(&obj.intern_ip)),
             _ => {}
         }
-        let via = self
+        let def = self
             .servertypes
             .get(&*obj.servertype)?
             .attributes
             .get(attribute)?;
-        let def = self.schema.attributes.get(attribute)?;
         let empty = || {
-            Cow::Owned(if def.is_multi() {
+            Cow::Owned(if def.multi {
                 Value::Set(Vec::new())
             } else {
                 Value::Null
             })
         };
-        if let Some(via) = via {
+        if let Some(via) = &def.via {
             if depth >= MAX_RELATION_DEPTH {
                 return Some(empty());
             }
@@ -251,7 +272,7 @@ impl Dataset {
                     .filter_map(|id| self.objects.get(id))
                     .map(|o| Value::String(o.hostname.clone()))
                     .collect();
-                if def.is_multi() {
+                if def.multi {
                     Cow::Owned(Value::set(names))
                 } else {
                     Cow::Owned(names.into_iter().next().unwrap_or(Value::Null))

@@ -344,6 +344,7 @@ impl Dataset {
             .servertypes
             .get(servertype)
             .and_then(|s| s.attributes.get(attribute))
+            .map(|info| &info.via)
             .ok_or_else(|| {
                 rule(
                     "unknown_attribute",
