@@ -45,7 +45,9 @@ pub enum Matcher {
     Any(Vec<Matcher>),
     All(Vec<Matcher>),
     Not(Box<Matcher>),
-    Regexp(Regex),
+    /// Shared with the per-thread compile cache, so its match caches are
+    /// reused across queries.
+    Regexp(std::sync::Arc<Regex>),
     Compare(Comparison, Value),
     Overlaps(IpNet),
     /// Inet: network contains the address/network.
@@ -240,18 +242,20 @@ pub fn compile_filter(
 
 /// Compiling a regexp costs far more than running a query on an index, and
 /// clients repeat the same patterns: keep the last few hundred per thread.
-fn cached_regex(pattern: &str) -> Result<Regex, regex::Error> {
+fn cached_regex(pattern: &str) -> Result<std::sync::Arc<Regex>, regex::Error> {
     const CAPACITY: usize = 256;
     thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> =
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, std::sync::Arc<Regex>>> =
             std::cell::RefCell::new(std::collections::HashMap::new());
     }
     if let Some(re) = CACHE.with(|c| c.borrow().get(pattern).cloned()) {
         return Ok(re);
     }
-    let re = regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()?;
+    let re = std::sync::Arc::new(
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()?,
+    );
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() >= CAPACITY {
