@@ -169,7 +169,9 @@ fn cell(object: &Object, path: &str) -> String {
 
 fn table(header: &[String], rows: Vec<Vec<String>>) -> Table {
     let mut table = Table::new();
-    table.load_preset(presets::UTF8_HORIZONTAL_ONLY);
+    table
+        .load_preset(presets::UTF8_HORIZONTAL_ONLY)
+        .remove_style(comfy_table::TableComponent::HorizontalLines);
     table.set_header(header);
     for row in rows {
         table.add_row(row);
