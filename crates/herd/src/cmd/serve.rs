@@ -48,6 +48,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             format!("--listen {listen:?} is not an address like 127.0.0.1:8740"),
         )
     })?;
+    if let Some(code) = super::db::serve_postgres(&db, addr, args.max_body, &args.auth)? {
+        return Ok(code); // postgres://... (pg)
+    }
     herd_server::init_logging();
     let store = herd_store_sqlite::SqliteStore::open(&db).map_err(|e| {
         Exit::new(
