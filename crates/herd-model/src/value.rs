@@ -561,8 +561,62 @@ impl Serialize for Value {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let json = serde_json::Value::deserialize(d)?;
-        Value::from_json(&json).map_err(serde::de::Error::custom)
+        // Straight from the parser, without an intermediate
+        // `serde_json::Value`: the same mapping as [`Value::from_json`].
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(Number::from_i64(v)))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(Number(v as f64)))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::new(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom(format!("number {v} is out of range")))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(Value::set(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = BTreeMap::new();
+        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+            fields.insert(k, v);
+        }
+        Ok(Value::Object(Box::new(Object { fields })))
     }
 }
 
@@ -599,6 +653,19 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_deserialization_matches_the_json_value_mapping() {
+        let text = r#"{"hostname":"vm1","n":4,"f":1.5,"big":18446744073709551615,"neg":-3,
+            "ok":true,"none":null,"tags":["b","a","b"],"joined":{"x":[1,2]}}"#;
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        let direct: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(direct, Value::from_json(&json).unwrap());
+        assert_eq!(
+            serde_json::from_str::<Value>(r#"["b","a","b"]"#).unwrap(),
+            Value::set(vec![Value::from("a"), Value::from("b")])
+        );
+    }
 
     #[test]
     fn datetime_round_trips_through_utc_text() {

@@ -1,11 +1,19 @@
 //! SQLite engine of [`AuthStore`]: its own `auth_*` tables beside the
-//! inventory's. Every operation is one statement or one transaction.
+//! inventory's. Every operation is one statement or one transaction, except
+//! the replay window's nonces: they live in process memory
+//! ([`NonceMemory`], one per database file, shared by every store of the
+//! process on that file), because the inventory store already holds the
+//! file exclusively for one process (`<db>.lock`), and a write transaction
+//! per signed request was most of its cost. A restarted server starts with
+//! an empty memory: a request captured less than the replay window before a
+//! restart could be replayed once after it.
 
 use herd_store::auth::{AclGroup, AttributeMode, AuthStore, StoredKey, StoredToken, User};
 use herd_store::{StoreError, ValidationError};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::SqliteStore;
 
@@ -59,6 +67,63 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
 /// server has the file open).
 pub struct SqliteAuthStore {
     conn: Conn,
+    nonces: Arc<Mutex<NonceMemory>>,
+}
+
+/// The nonces of the replay window still in force: each with its expiry,
+/// and the same nonces bucketed by expiry so forgetting the expired ones
+/// costs only what is forgotten.
+#[derive(Default)]
+pub struct NonceMemory {
+    expiry: HashMap<String, i64>,
+    by_expiry: BTreeMap<i64, Vec<String>>,
+}
+
+impl NonceMemory {
+    /// Records `nonce` until `expires_at`; `false` if it is recorded and not
+    /// expired at `now`. Forgets the nonces expired before `now` first.
+    pub fn remember(&mut self, nonce: &str, expires_at: i64, now: i64) -> bool {
+        let live = self.by_expiry.split_off(&now);
+        let expired = std::mem::replace(&mut self.by_expiry, live);
+        for (at, nonces) in expired {
+            for n in nonces {
+                // A nonce recorded again later has a newer expiry: keep it.
+                if self.expiry.get(&n) == Some(&at) {
+                    self.expiry.remove(&n);
+                }
+            }
+        }
+        if self.expiry.contains_key(nonce) {
+            return false;
+        }
+        self.expiry.insert(nonce.to_owned(), expires_at);
+        self.by_expiry
+            .entry(expires_at)
+            .or_default()
+            .push(nonce.to_owned());
+        true
+    }
+
+    /// How many nonces are remembered.
+    pub fn len(&self) -> usize {
+        self.expiry.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.expiry.is_empty()
+    }
+}
+
+/// The process's nonce memory for the database file at `path` (one per
+/// file, whatever path spelling or store reaches it).
+fn nonce_memory(path: &Path) -> Result<Arc<Mutex<NonceMemory>>, StoreError> {
+    static MEMORIES: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<NonceMemory>>>>> = OnceLock::new();
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut memories = MEMORIES
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| StoreError::Internal("nonce memory lock poisoned".into()))?;
+    Ok(Arc::clone(memories.entry(key).or_default()))
 }
 
 enum Conn {
@@ -91,6 +156,7 @@ impl SqliteAuthStore {
         conn.execute_batch(SCHEMA).map_err(busy)?;
         Ok(SqliteAuthStore {
             conn: Conn::Own(Mutex::new(conn)),
+            nonces: nonce_memory(path)?,
         })
     }
 
@@ -104,6 +170,7 @@ impl SqliteAuthStore {
             migrate(&conn)?;
         }
         Ok(SqliteAuthStore {
+            nonces: nonce_memory(&store.path)?,
             conn: Conn::Shared(store),
         })
     }
@@ -523,19 +590,11 @@ impl AuthStore for SqliteAuthStore {
     }
 
     fn remember_nonce(&self, nonce: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
-        self.with(|conn| {
-            let tx = conn.transaction().map_err(internal)?;
-            tx.execute("DELETE FROM auth_nonces WHERE expires_at < ?1", [now])
-                .map_err(internal)?;
-            let inserted = tx
-                .execute(
-                    "INSERT OR IGNORE INTO auth_nonces (nonce, expires_at) VALUES (?1, ?2)",
-                    params![nonce, expires_at],
-                )
-                .map_err(internal)?;
-            tx.commit().map_err(internal)?;
-            Ok(inserted == 1)
-        })
+        let mut nonces = self
+            .nonces
+            .lock()
+            .map_err(|_| StoreError::Internal("nonce memory lock poisoned".into()))?;
+        Ok(nonces.remember(nonce, expires_at, now))
     }
 }
 
@@ -613,12 +672,31 @@ mod tests {
     }
 
     #[test]
-    fn nonces_are_shared_between_two_connections_to_one_database() {
+    fn nonces_are_shared_between_two_stores_on_one_database_in_one_process() {
         let dir = tempfile::tempdir().unwrap();
         let a = SqliteAuthStore::open(&dir.path().join("herd.db")).unwrap();
         let b = SqliteAuthStore::open(&dir.path().join("herd.db")).unwrap();
         assert!(a.remember_nonce("shared", 100, 0).unwrap());
         assert!(!b.remember_nonce("shared", 100, 0).unwrap());
+        let other = SqliteAuthStore::open(&dir.path().join("other.db")).unwrap();
+        assert!(other.remember_nonce("shared", 100, 0).unwrap());
+    }
+
+    #[test]
+    fn nonce_memory_forgets_only_what_expired() {
+        let mut m = NonceMemory::default();
+        assert!(m.remember("a", 10, 0));
+        assert!(m.remember("b", 20, 0));
+        assert!(!m.remember("a", 30, 5));
+        assert!(m.remember("a", 30, 11), "a expired at 10");
+        assert!(!m.remember("b", 40, 11), "b lives until 20");
+        assert_eq!(m.len(), 2);
+        // b's bucket expires; a, recorded again with a later expiry, stays.
+        assert!(m.remember("c", 50, 21));
+        assert_eq!(m.len(), 2, "b forgotten, a and c kept");
+        assert!(!m.remember("a", 60, 21));
+        assert!(m.remember("a", 60, 31));
+        assert!(!m.is_empty());
     }
 
     #[test]
