@@ -12,6 +12,11 @@
 mod fleet;
 mod run;
 
+/// The allocator the `herd` binary (`herd serve`) runs with: the server
+/// here must allocate the way the real one does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::Parser;
 use fleet::Fleet;
