@@ -284,7 +284,8 @@ impl Lab {
             &host_dir.join("etc/libvirtd.conf"),
             &render::libvirtd_conf(name, &sock_dir, &host_uuid),
         )?;
-        write(&host_dir.join("etc/qemu.conf"), &render::qemu_conf())?;
+        let ports = migration_ports(&host_uuid);
+        write(&host_dir.join("etc/qemu.conf"), &render::qemu_conf(ports))?;
         let script = host_dir.join("init.sh");
         write(
             &script,
@@ -646,6 +647,41 @@ fn driver_dir() -> Option<PathBuf> {
     candidates
         .into_iter()
         .find(|d| d.join("libvirt_driver_qemu.so").exists())
+}
+
+/// Ports per lab host for incoming migrations and NBD disk copies.
+const PORT_WINDOW: u16 = 32;
+/// Windows between 49 216 (above libvirt's default range) and 65 503.
+const PORT_WINDOWS: u16 = 509;
+
+/// A window of migration ports for a new lab host: not handed out before in
+/// this process, none of its ports bound right now, starting at a place
+/// chosen by the host's random UUID so that labs of other processes are
+/// unlikely to pick the same one.
+fn migration_ports(host_uuid: &str) -> std::ops::RangeInclusive<u16> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let seed = host_uuid
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let start = (seed % u32::from(PORT_WINDOWS)) as u16;
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = taken.get_or_insert_with(HashSet::new);
+    let window = |i: u16| {
+        let min = 49_216 + i * PORT_WINDOW;
+        min..=min + PORT_WINDOW - 1
+    };
+    let free = |r: &std::ops::RangeInclusive<u16>| {
+        r.clone()
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+    };
+    let index = (0..PORT_WINDOWS)
+        .map(|k| (start + k) % PORT_WINDOWS)
+        .find(|i| !taken.contains(i) && free(&window(*i)))
+        .unwrap_or(start);
+    taken.insert(index);
+    window(index)
 }
 
 fn new_uuid() -> Result<String, LabError> {

@@ -24,11 +24,18 @@ pub(crate) fn libvirtd_conf(name: &str, sock_dir: &Path, host_uuid: &str) -> Str
 }
 
 /// `qemu.conf` of every host: QEMU as root without confinement, files for
-/// its stdio (no virtlogd). (`migration_host` and `migration_address`
-/// cannot be local addresses: migrations between lab hosts name the
-/// destination with `tcp://127.0.0.1` in their migrate URI instead.)
-pub(crate) fn qemu_conf() -> String {
-    "# herd lab: QEMU runs as root, unconfined, and migrates on loopback only.\n\
+/// its stdio (no virtlogd), and the host's own window of migration (and NBD)
+/// ports: all lab hosts share the machine's loopback, and libvirt's port
+/// allocator only knows its own daemon, so two hosts using libvirt's default
+/// range hand out the same port ("Address already in use").
+/// (`migration_host` and `migration_address` cannot be local addresses:
+/// migrations between lab hosts name the destination with `tcp://127.0.0.1`
+/// in their migrate URI instead.)
+pub(crate) fn qemu_conf(ports: std::ops::RangeInclusive<u16>) -> String {
+    format!(
+        "# herd lab: QEMU runs as root, unconfined, and migrates on loopback only.\n\
+     migration_port_min = {}\n\
+     migration_port_max = {}\n\
      user = \"root\"\n\
      group = \"root\"\n\
      security_driver = \"none\"\n\
@@ -38,8 +45,10 @@ pub(crate) fn qemu_conf() -> String {
      dynamic_ownership = 0\n\
      remember_owner = 0\n\
      vnc_listen = \"127.0.0.1\"\n\
-     spice_listen = \"127.0.0.1\"\n"
-        .to_string()
+     spice_listen = \"127.0.0.1\"\n",
+        ports.start(),
+        ports.end()
+    )
 }
 
 /// Bind mounts of a host: its own directories over libvirt's.
@@ -165,7 +174,7 @@ mod tests {
 
     #[test]
     fn qemu_conf_runs_unconfined() {
-        insta::assert_snapshot!(qemu_conf());
+        insta::assert_snapshot!(qemu_conf(49_216..=49_247));
     }
 
     #[test]
