@@ -1,7 +1,8 @@
 //! Loading the benchmark fleet (`bench/fleet-100k`: `schema.json`,
 //! `hypervisors.jsonl`, `vms.jsonl`, `bench_params.json`) into any store,
 //! and its five queries, so every engine and the HTTP layer measure the
-//! same work.
+//! same work. [`bench`] measures and prints that work for every engine's
+//! `store` bench.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -14,6 +15,8 @@ use herd_model::{
 use serde::Deserialize;
 
 use crate::{Store, StoreError};
+
+pub mod bench;
 
 /// Why loading the fleet failed.
 #[derive(Debug, thiserror::Error)]
