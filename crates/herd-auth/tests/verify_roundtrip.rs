@@ -138,8 +138,9 @@ fn replayed_nonce_is_refused() {
 fn timestamp_outside_the_window_is_refused() {
     let f = fixture();
     let key = PrivateKey::read_openssh_file(&f.key).unwrap();
+    let server_now = now();
     for skew in [-17, 17, -3600] {
-        let ts = now() + skew;
+        let ts = server_now + skew;
         let nonce = "00112233445566778899aabbccddeeff";
         let message = herd_auth::canonical::CanonicalRequest {
             method: "POST",
@@ -158,7 +159,16 @@ fn timestamp_outside_the_window_is_refused() {
                 STANDARD.encode(sig.encode_vec().unwrap()),
             ),
         ];
-        let err = refused(&f, &headers, "POST", PATH, BODY);
+        let err = check_at(
+            &f.dir,
+            &Settings::default(),
+            &headers,
+            "POST",
+            PATH,
+            BODY,
+            server_now,
+        )
+        .expect_err("a timestamp outside the window must be refused");
         assert!(matches!(err, AuthError::StaleTimestamp { .. }), "{err}");
         assert!(err.to_string().contains("allowed ±16 s"), "{err}");
     }

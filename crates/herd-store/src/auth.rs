@@ -1,6 +1,8 @@
 //! The `AuthStore` trait: users, their SSH keys and tokens, ACL groups, and
-//! the nonces of herd's replay window. It lives in the database (not in a
-//! server's memory) so several servers share one replay window.
+//! the nonces of herd's replay window. Nonces live where every server of an
+//! installation sees them: in the database for PostgreSQL (several servers
+//! share one replay window), in process memory for SQLite (one process per
+//! database file is enforced; a restart forgets the last window's nonces).
 //!
 //! Contract every engine keeps:
 //! - a key (by `SHA256:` fingerprint) belongs to exactly one user: adding a
@@ -9,8 +11,8 @@
 //!   `token_exists`);
 //! - user and group names are unique; a token name is unique per user and
 //!   its `app_id` (SHA-1 hex of the secret) unique overall;
-//! - [`AuthStore::remember_nonce`] is atomic: of two servers recording the
-//!   same nonce at once, exactly one gets `true`.
+//! - [`AuthStore::remember_nonce`] is atomic: of two servers (or threads)
+//!   recording the same nonce at once, exactly one gets `true`.
 
 use crate::StoreError;
 

@@ -95,6 +95,20 @@ pub fn check(
     path: &str,
     body: &[u8],
 ) -> Result<Principal, herd_auth::AuthError> {
+    check_at(dir, settings, headers, method, path, body, now())
+}
+
+/// [`check`] with the server's clock at `now`, for tests of the window
+/// that must not depend on how long signing took.
+pub fn check_at(
+    dir: &MemDir,
+    settings: &Settings,
+    headers: &[(String, String)],
+    method: &str,
+    path: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<Principal, herd_auth::AuthError> {
     let creds = Credentials::parse(|name| {
         headers
             .iter()
@@ -108,7 +122,7 @@ pub fn check(
             path_and_query: path,
             body,
         },
-        now(),
+        now,
         settings,
         dir,
     )
