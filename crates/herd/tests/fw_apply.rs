@@ -49,7 +49,6 @@ impl Router {
     }
 
     fn start() -> Router {
-        // not under /tmp: the uci wrapper mounts its own /tmp
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
         let d = dir.path();
         for sub in ["config", "uci-tmp", "bin"] {
@@ -70,11 +69,12 @@ impl Router {
         }
         std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))
             .expect("authorized_keys");
-        // OpenWrt's uci stages changes in /tmp/.uci; each call of this
-        // router's uci sees its own /tmp, so tests never share staged changes
+        // OpenWrt's uci stages changes in /tmp/.uci; this router's uci
+        // stages them in its own directory (HERD_UCI_SAVEDIR), so tests never
+        // share staged changes, wherever the checkout and the binary live
         let wrapper = format!(
             "#!/bin/sh\n\
-             run() {{ unshare -m sh -c 'mount --bind \"$0\" /tmp && exec \"$@\"' '{d}/uci-tmp' '{HERD}' uci -c '{d}/config' \"$@\"; }}\n\
+             run() {{ HERD_UCI_SAVEDIR='{d}/uci-tmp/.uci' '{HERD}' uci -c '{d}/config' \"$@\"; }}\n\
              if [ -e '{d}/fail-'\"$1\" ]; then run \"$@\" >/dev/null 2>&1; echo \"injected failure in uci $1\" >&2; exit 1; fi\n\
              run \"$@\"\n",
             d = d.display()
