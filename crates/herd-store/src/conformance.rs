@@ -2,7 +2,7 @@
 //! tests with [`conformance_tests!`](crate::conformance_tests), giving a
 //! factory for a fresh, empty store:
 //!
-//! ```ignore
+//! ```text
 //! herd_store::conformance_tests!(|| std::sync::Arc::new(MyStore::temporary()));
 //! ```
 //!
