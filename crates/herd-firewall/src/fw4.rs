@@ -1360,80 +1360,78 @@ impl Loader<'_> {
                 continue;
             }
             if fam == 0 || fam == 4 {
-                let types: Vec<IcmpType> =
-                    itypes4.iter().filter(|i| full_range(i)).copied().collect();
-                let codes: Vec<IcmpType> =
-                    itypes4.iter().filter(|i| !full_range(i)).copied().collect();
-                for sa in group_by_masking(&sip.0) {
-                    for da in group_by_masking(&dip.0) {
-                        if !types.is_empty() || codes.is_empty() {
-                            self.add_rule(
-                                &base,
-                                4,
-                                proto,
-                                &sa,
-                                &da,
-                                &sports,
-                                &dports,
-                                Some(&types),
-                                None,
-                            );
-                        }
-                        if !codes.is_empty() {
-                            self.add_rule(
-                                &base,
-                                4,
-                                proto,
-                                &sa,
-                                &da,
-                                &sports,
-                                &dports,
-                                None,
-                                Some(&codes),
-                            );
-                        }
-                    }
-                }
+                self.add_family_rules(
+                    &base,
+                    4,
+                    proto,
+                    &itypes4,
+                    (&sip.0, &dip.0),
+                    &sports,
+                    &dports,
+                );
             }
             if fam == 0 || fam == 6 {
                 // fw4 tests the IPv4 code range here too (absent for IPv6-only names)
-                let types: Vec<IcmpType> =
-                    itypes6.iter().filter(|i| full_range(i)).copied().collect();
-                let codes: Vec<IcmpType> =
-                    itypes6.iter().filter(|i| !full_range(i)).copied().collect();
-                for sa in group_by_masking(&sip.1) {
-                    for da in group_by_masking(&dip.1) {
-                        if !types.is_empty() || codes.is_empty() {
-                            self.add_rule(
-                                &base,
-                                6,
-                                proto,
-                                &sa,
-                                &da,
-                                &sports,
-                                &dports,
-                                Some(&types),
-                                None,
-                            );
-                        }
-                        if !codes.is_empty() {
-                            self.add_rule(
-                                &base,
-                                6,
-                                proto,
-                                &sa,
-                                &da,
-                                &sports,
-                                &dports,
-                                None,
-                                Some(&codes),
-                            );
-                        }
-                    }
-                }
+                self.add_family_rules(
+                    &base,
+                    6,
+                    proto,
+                    &itypes6,
+                    (&sip.1, &dip.1),
+                    &sports,
+                    &dports,
+                );
             }
         }
         Ok(())
+    }
+
+    /// The rules of one address family: one per pair of source and
+    /// destination address groups, split as fw4 splits them into whole ICMP
+    /// types (or no ICMP match) and ICMP types with a code range.
+    #[allow(clippy::too_many_arguments)]
+    fn add_family_rules(
+        &mut self,
+        base: &RuleBase,
+        family: u8,
+        proto: &Proto,
+        icmp: &[IcmpType],
+        (saddrs, daddrs): (&[Addr], &[Addr]),
+        sports: &[PortRange],
+        dports: &[PortRange],
+    ) {
+        let types: Vec<IcmpType> = icmp.iter().filter(|i| full_range(i)).copied().collect();
+        let codes: Vec<IcmpType> = icmp.iter().filter(|i| !full_range(i)).copied().collect();
+        for sa in group_by_masking(saddrs) {
+            for da in group_by_masking(daddrs) {
+                if !types.is_empty() || codes.is_empty() {
+                    self.add_rule(
+                        base,
+                        family,
+                        proto,
+                        &sa,
+                        &da,
+                        sports,
+                        dports,
+                        Some(&types),
+                        None,
+                    );
+                }
+                if !codes.is_empty() {
+                    self.add_rule(
+                        base,
+                        family,
+                        proto,
+                        &sa,
+                        &da,
+                        sports,
+                        dports,
+                        None,
+                        Some(&codes),
+                    );
+                }
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
