@@ -1,10 +1,11 @@
 //! ACLs on commits through the real server: a group scoped by a query with
 //! an allow-list, a read-only user, a user in no group, a superuser.
 
-mod auth_support;
+mod support;
 
-use auth_support::*;
 use std::path::PathBuf;
+use support::auth::*;
+use support::Server;
 
 struct Fixture {
     _site: Site,
@@ -39,7 +40,7 @@ fn fixture() -> Fixture {
     let bob = site.user_key("bob", "bob");
     let carol = site.user_key("carol", "carol");
     let erin = site.user_key("erin", "erin");
-    let server = Server::start(&site, &[]);
+    let server = site.serve(&[]);
     load_fleet(&server, &alice);
     Fixture {
         _site: site,

@@ -3,12 +3,13 @@
 //! curl), paramiko, and the `herd` CLI itself; every refusal with its status
 //! and message.
 
-mod auth_support;
+mod support;
 
-use auth_support::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::auth::*;
+use support::Server;
 
 const QUERY: &str = "/api/dataset/query";
 const BODY: &[u8] = br#"{"filters":{"hostname":"web1"}}"#;
@@ -25,7 +26,7 @@ fn fixture() -> Fixture {
     let site = Site::new();
     site.ok(&["user", "add", "alice", "--admin"]);
     let alice = site.user_key("alice", "alice");
-    let server = Server::start(&site, &["--max-body", "4096"]);
+    let server = site.serve(&["--max-body", "4096"]);
     load_fleet(&server, &alice);
     Fixture {
         site,
@@ -109,13 +110,10 @@ fn herd_cli_signs_with_ed25519_ecdsa_and_rsa_keys_from_ssh_agent() {
         ]);
     }
     let agent = Agent::start(f.site.dir.path(), &[&f.alice, &ec, &rsa]);
-    let out = Command::new(HERD)
-        .args(["query", "hostname=web1"])
-        .env("HERD_URL", &f.server.url)
+    let out = f
+        .server
+        .command(&["query", "hostname=web1"])
         .env("SSH_AUTH_SOCK", &agent.socket)
-        .env_remove("HERD_TOKEN")
-        .env_remove("HERD_KEY")
-        .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
         .output()
         .unwrap();
     assert!(
@@ -187,12 +185,11 @@ fn commits_record_the_user_and_the_key_in_history() {
 fn token_from_herd_token_is_accepted_by_the_cli() {
     let f = fixture();
     let token = f.site.ok(&["token", "create", "alice", "--name", "deploy"]);
-    let out = Command::new(HERD)
-        .args(["query", "hostname=db1"])
-        .env("HERD_URL", &f.server.url)
+    let out = f
+        .server
+        .command(&["query", "hostname=db1"])
         .env("HERD_TOKEN", token.trim())
         .env_remove("SSH_AUTH_SOCK")
-        .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
         .output()
         .unwrap();
     assert!(
@@ -304,7 +301,7 @@ fn sha1_rsa_is_refused_unless_the_legacy_setting_is_on() {
     ]);
     let headers = paramiko_headers(&["--key", rsa.to_str().unwrap(), "--rsa-algorithm", "ssh-rsa"]);
     {
-        let server = Server::start(&site, &[]);
+        let server = site.serve(&[]);
         let (status, text) = server.send("GET", "/api/dataset/attributes", &headers, b"");
         assert_eq!(status, 401, "{text}");
         assert!(
@@ -312,7 +309,7 @@ fn sha1_rsa_is_refused_unless_the_legacy_setting_is_on() {
             "{text}"
         );
     }
-    let server = Server::start(&site, &["--legacy-ssh-rsa"]);
+    let server = site.serve(&["--legacy-ssh-rsa"]);
     let headers = paramiko_headers(&["--key", rsa.to_str().unwrap(), "--rsa-algorithm", "ssh-rsa"]);
     let (status, text) = server.send("GET", "/api/dataset/attributes", &headers, b"");
     assert_eq!(status, 200, "{text}");
@@ -561,14 +558,11 @@ fn passphrase_protected_key_file_signs_with_herd_key_passphrase() {
         locked.with_extension("pub").to_str().unwrap(),
     ]);
     let run = |passphrase: &str| {
-        Command::new(HERD)
-            .args(["query", "hostname=web1", "--key"])
+        f.server
+            .command(&["query", "hostname=web1", "--key"])
             .arg(&locked)
-            .env("HERD_URL", &f.server.url)
             .env("HERD_KEY_PASSPHRASE", passphrase)
             .env_remove("SSH_AUTH_SOCK")
-            .env_remove("HERD_TOKEN")
-            .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
             .stdin(Stdio::null())
             .output()
             .unwrap()

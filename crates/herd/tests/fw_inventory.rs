@@ -3,10 +3,10 @@
 //! are objects in the inventory, and `herd fw render ROUTER` prints what the
 //! same objects give from a policy file.
 
-#[path = "inventory_support/mod.rs"]
 mod support;
 
-use support::{object, stderr, stdout, Server};
+use support::inventory::object;
+use support::{stderr, stdout, Server};
 
 fn seed_objects() -> Vec<serde_json::Value> {
     let mut v: serde_json::Value = serde_json::from_str(include_str!(

@@ -1,10 +1,11 @@
 //! Bad input gets a 4xx with a clear message in serveradmin's error shape,
 //! never a 500 and never a crash.
 
-mod inventory_support;
+mod support;
 
-use inventory_support::{load_fleet, Server};
 use serde_json::json;
+use support::inventory::load_fleet;
+use support::Server;
 
 /// Send `body` to `path` and check the status, the content type, the error
 /// shape and that the message contains `needle`.
@@ -171,7 +172,7 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
 #[test]
 fn oversized_bodies_are_413_naming_the_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(&dir.path().join("db.sqlite"), &["--max-body", "65536"]);
+    let server = Server::start_with(dir.path().join("db.sqlite"), &["--max-body", "65536"]);
     let big = json!({"filters": {"hostname": "x".repeat(100_000)}}).to_string();
     check(
         &server,

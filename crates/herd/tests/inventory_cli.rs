@@ -1,8 +1,9 @@
 //! The inventory commands of the CLI against a real `herd serve`.
 
-mod inventory_support;
+mod support;
 
-use inventory_support::{load_fleet, stderr, stdout, Server, HERD};
+use support::inventory::load_fleet;
+use support::{herd_command, stderr, stdout, Server};
 
 fn code(output: &std::process::Output) -> i32 {
     output.status.code().unwrap_or(-1)
@@ -179,11 +180,8 @@ fn schema_apply_and_show() {
 #[test]
 fn serve_refuses_non_loopback_addresses_until_auth_is_in_force() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(HERD)
-        .args(["serve", "--listen", "0.0.0.0:0", "--db"])
+    let out = herd_command(&["serve", "--listen", "0.0.0.0:0", "--db"])
         .arg(dir.path().join("x.sqlite"))
-        .env_remove("HERD_CONFIG")
-        .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
         .output()
         .unwrap();
     assert_eq!(code(&out), 5, "{}", stderr(&out));
@@ -192,10 +190,7 @@ fn serve_refuses_non_loopback_addresses_until_auth_is_in_force() {
 
 #[test]
 fn an_unreachable_server_is_named_with_what_to_do() {
-    let out = std::process::Command::new(HERD)
-        .args(["query", "vm1", "--url", "http://127.0.0.1:9"])
-        .env_remove("HERD_CONFIG")
-        .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
+    let out = herd_command(&["query", "vm1", "--url", "http://127.0.0.1:9"])
         .output()
         .unwrap();
     assert_eq!(code(&out), 1);

@@ -1,10 +1,11 @@
 //! No lost updates over HTTP: clients racing on the same `old` value.
 
-mod inventory_support;
+mod support;
 
 use herd_client::{ClientError, Commit, Filter, Query, Value};
-use inventory_support::{load_fleet, Server};
 use std::sync::{Arc, Barrier};
+use support::inventory::load_fleet;
+use support::Server;
 
 fn memory_of(client: &herd_client::Client, hostname: &str) -> Value {
     client

@@ -2,14 +2,15 @@
 //! restart every commit is wholly present, with its history, or wholly
 //! absent, and every acknowledged commit is present.
 
-mod inventory_support;
+mod support;
 
 use herd_client::{Change, Client, Commit, Filter, HistoryQuery, Query, Value};
-use inventory_support::{load_fleet, object, Server};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::inventory::{load_fleet, object};
+use support::Server;
 
 const WRITERS: usize = 4;
 

@@ -1,10 +1,10 @@
 //! The demo fleet of `scripts/demo` loads through the CLI and answers the
 //! queries the demo prints, so the README's main command keeps working.
 
-mod inventory_support;
+mod support;
 
-use inventory_support::{stderr, stdout, Server};
 use std::path::PathBuf;
+use support::{stderr, stdout, Server};
 
 fn repo_file(path: &str) -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");

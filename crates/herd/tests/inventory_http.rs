@@ -1,10 +1,11 @@
 //! The serveradmin endpoints answer with serveradmin's shapes, plus herd's
 //! schema and history endpoints.
 
-mod inventory_support;
+mod support;
 
-use inventory_support::{load_fleet, Server};
 use serde_json::{json, Value};
+use support::inventory::load_fleet;
+use support::Server;
 
 fn ok_json(server: &Server, method: &str, path: &str, body: Option<Value>) -> Value {
     let body = body.map(|b| b.to_string());

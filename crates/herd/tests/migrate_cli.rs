@@ -1,15 +1,16 @@
 //! `herd vm migrate` and `herd hv evacuate` end to end: the real binary,
 //! a real `herd serve` inventory, and a two-host lab of real libvirtd/QEMU.
 
-mod inventory_support;
+mod support;
 
 use herd_client::{Client, HistoryQuery, Value};
 use herd_lab::{Lab, LabConfig, LabHost};
 use herd_migrate::testguest::{self, GuestDisk};
-use inventory_support::{stderr, stdout, Server, HERD};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::inventory::object;
+use support::{stderr, stdout, Server};
 
 struct World {
     dir: tempfile::TempDir,
@@ -89,12 +90,8 @@ impl World {
     }
 
     fn herd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(HERD);
-        cmd.args(args)
-            .env("HERD_URL", &self.server.url)
-            .env("HERD_MIGRATION_HISTORY", self.history())
-            .env_remove("HERD_CONFIG")
-            .env("XDG_CONFIG_HOME", "/nonexistent/herd-test");
+        let mut cmd = self.server.command(args);
+        cmd.env("HERD_MIGRATION_HISTORY", self.history());
         cmd
     }
 
@@ -134,10 +131,6 @@ impl Drop for World {
             let _ = lab.down();
         }
     }
-}
-
-fn object(json: serde_json::Value) -> herd_client::Object {
-    serde_json::from_value(json).expect("object")
 }
 
 fn code(out: &Output) -> i32 {

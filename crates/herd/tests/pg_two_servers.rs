@@ -3,11 +3,9 @@
 //! clients spread over both race on the same `old` value, and a signed
 //! request accepted by one is refused as a replay by the other.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
 
 use herd_auth::Signer;
 use herd_client::{Change, Client, ClientError, Commit, Value};
@@ -18,88 +16,15 @@ use herd_store::auth::{AuthStore, StoredToken, User};
 use herd_store::Store;
 use herd_store_postgres::testing::TempPostgres;
 use herd_store_postgres::{PgOptions, PgStore};
+use support::Server;
 
-const HERD: &str = env!("CARGO_BIN_EXE_herd");
 const TOKEN: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
-/// A running `herd serve`, killed on drop.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(db: &str) -> Serve {
-        let mut child = Command::new(HERD)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
-            .env("RUST_LOG", "warn")
-            .env_remove("HERD_URL")
-            .env_remove("HERD_DB")
-            .env_remove("HERD_CONFIG")
-            .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start herd serve");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let Some(url) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            panic!("herd serve did not start: {line:?}, {:?}", child.wait());
-        };
-        let serve = Serve { child, url };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while serve.client().health_check().is_err() {
-            assert!(Instant::now() < deadline, "herd serve never became healthy");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        serve
-    }
-
-    fn client(&self) -> Client {
-        Client::new(&self.url)
-            .expect("client")
-            .with_signer(Box::new(herd_auth::TokenSigner::new(TOKEN).expect("token")))
-    }
-
-    /// One raw HTTP/1.1 request with the given headers; (status, body).
-    fn send(&self, path: &str, headers: &[(String, String)], body: &[u8]) -> (u16, String) {
-        let addr = self.url.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).expect("write");
-        stream.write_all(body).expect("write body");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A client of `server` signing with alice's token.
+fn signed_client(server: &Server) -> Client {
+    server
+        .client()
+        .with_signer(Box::new(herd_auth::TokenSigner::new(TOKEN).expect("token")))
 }
 
 /// A fresh database with a `vm` servertype, `vm1` (memory 0), and an
@@ -162,8 +87,8 @@ fn memory(client: &Client) -> Value {
 #[test]
 fn clients_racing_through_two_servers_never_lose_an_update() {
     let db = database();
-    let servers = [Serve::start(&db), Serve::start(&db)];
-    let reader = servers[0].client();
+    let servers = [Server::start_on(&db), Server::start_on(&db)];
+    let reader = signed_client(&servers[0]);
     let id = reader.get("vm1").unwrap().object_id().unwrap();
     for round in 0..30i64 {
         let old = memory(&reader);
@@ -172,7 +97,7 @@ fn clients_racing_through_two_servers_never_lose_an_update() {
             .iter()
             .enumerate()
             .map(|(i, server)| {
-                let (client, barrier, old) = (server.client(), barrier.clone(), old.clone());
+                let (client, barrier, old) = (signed_client(server), barrier.clone(), old.clone());
                 let new = Value::number(1000 * (round + 1) + i as i64);
                 std::thread::spawn(move || {
                     let mut commit = Commit::default();
@@ -202,7 +127,7 @@ fn clients_racing_through_two_servers_never_lose_an_update() {
         }
         // Both servers see the winner's value.
         for s in &servers {
-            assert_eq!(&memory(&s.client()), winners[0], "round {round}");
+            assert_eq!(&memory(&signed_client(s)), winners[0], "round {round}");
         }
     }
 
@@ -215,7 +140,7 @@ fn clients_racing_through_two_servers_never_lose_an_update() {
     let (workers, each) = (4usize, 10i64);
     let handles: Vec<_> = (0..workers)
         .map(|w| {
-            let client = servers[w % 2].client();
+            let client = signed_client(&servers[w % 2]);
             std::thread::spawn(move || {
                 let mut done = 0;
                 while done < each {
@@ -242,7 +167,7 @@ fn clients_racing_through_two_servers_never_lose_an_update() {
         h.join().unwrap();
     }
     assert_eq!(
-        memory(&servers[1].client()),
+        memory(&signed_client(&servers[1])),
         Value::number(start + workers as i64 * each)
     );
 }
@@ -250,24 +175,24 @@ fn clients_racing_through_two_servers_never_lose_an_update() {
 #[test]
 fn a_signed_request_replayed_to_the_second_server_is_refused() {
     let db = database();
-    let (first, second) = (Serve::start(&db), Serve::start(&db));
+    let (first, second) = (Server::start_on(&db), Server::start_on(&db));
     let path = "/api/dataset/query";
     let body = br#"{"filters":{"hostname":"vm1"},"restrict":["hostname","memory"]}"#;
     let signer = herd_auth::TokenSigner::new(TOKEN).unwrap();
     let headers = signer.sign_request("POST", path, body).unwrap();
 
-    let (status, text) = first.send(path, &headers, body);
+    let (status, text) = first.send("POST", path, &headers, body);
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("vm1"), "{text}");
 
-    let (status, text) = second.send(path, &headers, body);
+    let (status, text) = second.send("POST", path, &headers, body);
     assert_eq!(status, 401, "{text}");
     assert!(text.contains("replayed request"), "{text}");
 
     // Unsigned: refused too; freshly signed: the second server answers.
-    let (status, _) = second.send(path, &[], body);
+    let (status, _) = second.send("POST", path, &[], body);
     assert_eq!(status, 401);
     let fresh = signer.sign_request("POST", path, body).unwrap();
-    let (status, text) = second.send(path, &fresh, body);
+    let (status, text) = second.send("POST", path, &fresh, body);
     assert_eq!(status, 200, "{text}");
 }

@@ -1,60 +1,17 @@
 //! `herd hv bootstrap` and `herd vm` with an inventory: a real `herd serve`
 //! and a real lab of two libvirt hosts.
 
+mod support;
+
 use herd_client::{Client, SchemaChange};
 use herd_lab::{Lab, LabConfig};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
+use support::{herd_command, Server};
 
-const HERD: &str = env!("CARGO_BIN_EXE_herd");
-
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A real `herd serve` with the hypervisor/VM schema.
 fn serve() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(HERD)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.path().join("inventory.sqlite"))
-        .env_remove("HERD_URL")
-        .env_remove("HERD_CONFIG")
-        .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    let server = Server {
-        child,
-        url,
-        _dir: dir,
-    };
-    let client = Client::new(&server.url).unwrap();
-    for _ in 0..500 {
-        if client.health_check().is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let server = Server::start();
+    let client = server.client();
     let schema: Vec<SchemaChange> = serde_json::from_value(serde_json::json!([
         {"action": "create_attribute", "attribute": {"attribute_id": "libvirt_uri", "type": "string"}},
         {"action": "create_attribute", "attribute": {"attribute_id": "memory", "type": "number"}},
@@ -74,11 +31,8 @@ fn serve() -> Server {
 }
 
 fn herd(url: &str, args: &[&str]) -> Output {
-    Command::new(HERD)
-        .args(args)
+    herd_command(args)
         .env("HERD_URL", url)
-        .env_remove("HERD_CONFIG")
-        .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
         .env_remove("LIBVIRT_DEFAULT_URI")
         .output()
         .unwrap()

@@ -1,13 +1,15 @@
 //! `herd user|key|token`: API users, their SSH public keys and tokens, and
 //! ACL groups (`herd user group`). These commands work on the database
-//! directly (`--db PATH`, like Django's `createsuperuser`), which is how the
-//! first administrator is made.
+//! directly (`--db`: a SQLite file or a `postgres://` URL, like Django's
+//! `createsuperuser`), which is how the first administrator is made.
 
+use super::db::Engine;
 use super::exit::{Exit, CONFLICT, FAILURE, NOT_FOUND, USAGE};
 use super::Global;
 use herd_auth::keys::parse_public_key;
 use herd_store::auth::{AclGroup, AttributeMode, AuthStore, StoredKey, StoredToken, User};
 use herd_store::StoreError;
+use herd_store_postgres::{PgOptions, PgStore};
 use herd_store_sqlite::auth::SqliteAuthStore;
 use serde_json::json;
 use std::io::Read;
@@ -17,7 +19,8 @@ use std::process::ExitCode;
 /// Where the users live.
 #[derive(clap::Args, Debug)]
 pub struct DbArgs {
-    /// The herd database (the file `herd serve --db` uses).
+    /// The herd database `herd serve --db` uses: a SQLite file, or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
     #[arg(long, env = "HERD_DB", default_value = "herd.sqlite")]
     pub db: PathBuf,
 }
@@ -190,8 +193,18 @@ macro_rules! out {
     }};
 }
 
-fn open(db: &DbArgs) -> anyhow::Result<SqliteAuthStore> {
-    SqliteAuthStore::open(&db.db).map_err(|e| exit(e, &format!("cannot open {}", db.db.display())))
+/// The user tables of the database `--db` names: PostgreSQL for a
+/// `postgres://` URL (migrated, as `herd serve` would), else the SQLite file
+/// at exactly that path (the one `herd serve --db PATH` opens).
+fn open(db: &DbArgs) -> anyhow::Result<Box<dyn AuthStore>> {
+    if let Engine::Postgres(url) = Engine::parse(&db.db.to_string_lossy()) {
+        let store = PgStore::open(&url, &PgOptions::default())
+            .map_err(|e| Exit::new(FAILURE, e.to_string()))?;
+        return Ok(Box::new(store));
+    }
+    let store = SqliteAuthStore::open(&db.db)
+        .map_err(|e| exit(e, &format!("cannot open {}", db.db.display())))?;
+    Ok(Box::new(store))
 }
 
 /// Map a store error to the exit code scripts rely on.

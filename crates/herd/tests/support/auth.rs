@@ -1,29 +1,35 @@
-//! Shared by the `auth_*` tests: a database with users, keys, a token and an
-//! ACL group made through the real CLI, the real `herd serve` with
-//! authentication on, real ssh-keygen keys, and raw HTTP to send requests
-//! exactly as signed (or tampered with).
+//! The `auth_*` tests' fixtures: a database with users, keys, a token and an
+//! ACL group made through the real CLI, real ssh-keygen keys, `herd serve`
+//! with authentication on, and raw HTTP to send requests exactly as signed
+//! (or tampered with).
 
-#![allow(dead_code)]
-
+use super::{herd_command, run, Server};
 use herd_auth::{KeyFileSigner, Signer};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-pub const HERD: &str = env!("CARGO_BIN_EXE_herd");
-
-/// A temp dir with a database and key files.
+/// A temp dir for key files, and a database.
 pub struct Site {
     pub dir: tempfile::TempDir,
-    pub db: PathBuf,
+    /// `--db`: `herd.sqlite` in `dir`, or a `postgres://` URL.
+    pub db: OsString,
 }
 
 impl Site {
+    /// A site on a new SQLite file.
     pub fn new() -> Site {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("herd.sqlite");
+        let db = dir.path().join("herd.sqlite").into_os_string();
         Site { dir, db }
+    }
+
+    /// A site on the database `db` names (a `postgres://` URL).
+    pub fn on(db: &str) -> Site {
+        Site {
+            dir: tempfile::tempdir().expect("temp dir"),
+            db: db.into(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -36,27 +42,7 @@ impl Site {
     }
 
     pub fn herd_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut child = Command::new(HERD)
-            .args(args)
-            .arg("--db")
-            .arg(&self.db)
-            .env_remove("HERD_URL")
-            .env_remove("HERD_DB")
-            .env_remove("HERD_TOKEN")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("herd runs");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(input).unwrap();
-        }
-        child.wait_with_output().unwrap()
+        run(herd_command(args).arg("--db").arg(&self.db), stdin)
     }
 
     /// `herd ARGS` must succeed; returns stdout.
@@ -94,97 +80,18 @@ impl Site {
         ]);
         key
     }
-}
 
-/// A running `herd serve`, killed on drop.
-pub struct Server {
-    child: Child,
-    pub url: String,
+    /// `herd serve --auth on` on this site's database.
+    pub fn serve(&self, extra: &[&str]) -> Server {
+        Server::start_with(&self.db, &[&["--auth", "on"], extra].concat())
+    }
 }
 
 impl Server {
-    pub fn start(site: &Site, extra: &[&str]) -> Server {
-        let mut child = Command::new(HERD)
-            .args(["serve", "--listen", "127.0.0.1:0", "--auth", "on", "--db"])
-            .arg(&site.db)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .env_remove("HERD_URL")
-            .env_remove("HERD_CONFIG")
-            .env("XDG_CONFIG_HOME", "/nonexistent/herd-test")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start herd serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("listening line");
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("herd serve did not start: {line:?}");
-        };
-        let server = Server {
-            child,
-            url: addr.to_string(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while server.send("GET", "/api/health_check", &[], b"").0 != 242 {
-            assert!(Instant::now() < deadline, "herd serve never became healthy");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    /// Send a raw request; returns status and body text.
-    pub fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> (u16, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut req = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url));
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        if !body.is_empty() {
-            req = req.header("Content-Type", "application/x-json");
-        }
-        let req = req.body(body.to_vec()).expect("request");
-        let mut resp = agent.run(req).expect("server answers");
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        (status, text)
-    }
-
     /// Sign with `key` and send.
     pub fn signed(&self, key: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         let headers = sign(key, method, path, body);
         self.send(method, path, &headers, body)
-    }
-
-    /// A typed client signing with `key`.
-    pub fn client(&self, key: &Path) -> herd_client::Client {
-        herd_client::Client::new(&self.url)
-            .expect("client")
-            .with_signer(Box::new(KeyFileSigner::load(key, None).expect("key")))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
