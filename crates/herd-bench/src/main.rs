@@ -56,6 +56,22 @@ pub struct Args {
     /// an admin user `bench`.
     #[arg(long)]
     pub sign: bool,
+    /// Run only these of the five queries (letters a-e), e.g. `--queries cd`.
+    #[arg(long, default_value = "abcde", value_parser = parse_queries)]
+    pub queries: String,
+    /// Skip the in-process measurements (HTTP only: handy under a profiler).
+    #[arg(long)]
+    pub http_only: bool,
+}
+
+fn parse_queries(s: &str) -> Result<String, String> {
+    match s.chars().find(|c| !"abcde".contains(*c)) {
+        Some(c) => Err(format!(
+            "unknown query {c:?}: the fleet's queries are a, b, c, d and e"
+        )),
+        None if s.is_empty() => Err("name at least one query (a-e)".to_string()),
+        None => Ok(s.to_string()),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,6 +100,8 @@ fn main() -> anyhow::Result<()> {
         sequential: args.sequential,
         batch: args.batch,
         sign_dir: args.sign.then(|| tmp.path().to_path_buf()),
+        queries: args.queries.chars().collect(),
+        in_process: !args.http_only,
     };
     run::run(&fleet, &params, &db, &settings)
 }

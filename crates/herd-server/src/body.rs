@@ -73,27 +73,23 @@ pub fn success(fields: serde_json::Value) -> Response {
     x_json(StatusCode::OK, &serde_json::Value::Object(body))
 }
 
-/// `{"status": "success", "result": ...}` serialized straight from `result`,
-/// without building a JSON tree first (query answers can be large).
-pub fn success_result<T: serde::Serialize>(result: &T) -> Response {
-    #[derive(serde::Serialize)]
-    struct Answer<'a, T> {
-        status: &'static str,
-        result: &'a T,
-    }
-    match serde_json::to_vec(&Answer {
-        status: "success",
-        result,
-    }) {
-        Ok(bytes) => {
-            let mut response = (StatusCode::OK, bytes).into_response();
-            response.headers_mut().insert(
-                axum::http::header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static(crate::error::X_JSON),
-            );
-            response
-        }
-        Err(e) => crate::error::ApiError::internal(format!("cannot encode the answer: {e}"))
-            .into_response(),
-    }
+/// `{"status": "success", "result": RESULT}` around `result`, which is
+/// already JSON (a store's [`herd_store::Store::query_json`]).
+pub fn success_raw_result(result: Vec<u8>) -> Response {
+    const HEAD: &[u8] = br#"{"status":"success","result":"#;
+    let mut bytes = Vec::with_capacity(HEAD.len() + result.len() + 1);
+    bytes.extend_from_slice(HEAD);
+    bytes.extend_from_slice(&result);
+    bytes.push(b'}');
+    json_response(bytes)
+}
+
+/// A 200 answer with a JSON body, typed as serveradmin types it.
+fn json_response(bytes: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, bytes).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(crate::error::X_JSON),
+    );
+    response
 }

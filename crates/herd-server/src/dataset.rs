@@ -1,6 +1,6 @@
 //! serveradmin's endpoints, with its request and response shapes.
 
-use crate::body::{success, success_result, JsonBody};
+use crate::body::{success, success_raw_result, JsonBody};
 use crate::error::ApiError;
 use crate::{AppState, Author};
 use axum::extract::{Query as UrlQuery, State};
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 /// convention) when the node is healthy; so does herd, after checking that
 /// the store answers. 503 when it does not.
 pub async fn health_check(State(state): State<AppState>) -> Response {
-    match state.with_store(|store| store.schema().map(|_| ())).await {
+    match state.read_store(|store| store.schema().map(|_| ())).await {
         Ok(()) => {
             let status = StatusCode::from_u16(242).unwrap_or(StatusCode::OK);
             (status, "").into_response()
@@ -34,8 +34,10 @@ pub async fn query(
     JsonBody(body): JsonBody<Json>,
 ) -> Result<Response, ApiError> {
     let query = parse_query(body)?;
-    let objects = state.with_store(move |store| store.query(&query)).await?;
-    Ok(success_result(&objects))
+    let objects = state
+        .read_store(move |store| store.query_json(&query))
+        .await?;
+    Ok(success_raw_result(objects))
 }
 
 /// Turn a query body into the model's [`Query`], with serveradmin's rules:
@@ -146,7 +148,7 @@ pub async fn new_object(
         )
     })?;
     let object = state
-        .with_store(move |store| store.new_object(&servertype))
+        .read_store(move |store| store.new_object(&servertype))
         .await?;
     Ok(success(json!({ "result": object })))
 }
@@ -154,7 +156,7 @@ pub async fn new_object(
 /// `GET /api/dataset/attributes` → every attribute in serveradmin's shape,
 /// the special ones (`object_id`, `hostname`, ...) included.
 pub async fn attributes(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let schema = state.with_store(|store| store.schema()).await?;
+    let schema = state.read_store(|store| store.schema()).await?;
     Ok(success(
         json!({ "result": serveradmin_attributes(&schema) }),
     ))

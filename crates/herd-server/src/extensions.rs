@@ -19,7 +19,7 @@ pub const MAX_HISTORY_LIMIT: usize = 10_000;
 /// `GET /api/schema` → `{"status": "success", "result": {"attributes":
 /// {...}, "servertypes": {...}}}`.
 pub async fn schema(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let schema = state.with_store(|store| store.schema()).await?;
+    let schema = state.read_store(|store| store.schema()).await?;
     Ok(success(json!({ "result": schema })))
 }
 

@@ -72,6 +72,22 @@ impl AppState {
         }
     }
 
+    /// Run a read-only store call and map its error: in place when the
+    /// store answers reads from memory ([`Store::fast_reads`]), else on
+    /// the blocking pool. In place saves two thread switches per request,
+    /// which on a small machine cost more than a point query itself.
+    pub async fn read_store<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.store.fast_reads() {
+            f(self.store.as_ref()).map_err(ApiError::from)
+        } else {
+            self.with_store(f).await
+        }
+    }
+
     /// Run a store call on the blocking pool (the store is synchronous and
     /// may wait on disk or locks) and map its error.
     pub async fn with_store<T, F>(&self, f: F) -> Result<T, ApiError>

@@ -67,6 +67,10 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
 /// server has the file open).
 pub struct SqliteAuthStore {
     conn: Conn,
+    /// Beside the inventory's writer connection: a connection of its own
+    /// for the lookups every request makes (keys, tokens, groups). In WAL
+    /// mode it never waits for a commit writing to disk.
+    reader: Option<Mutex<Connection>>,
     nonces: Arc<Mutex<NonceMemory>>,
 }
 
@@ -156,6 +160,7 @@ impl SqliteAuthStore {
         conn.execute_batch(SCHEMA).map_err(busy)?;
         Ok(SqliteAuthStore {
             conn: Conn::Own(Mutex::new(conn)),
+            reader: None,
             nonces: nonce_memory(path)?,
         })
     }
@@ -169,10 +174,36 @@ impl SqliteAuthStore {
                 .map_err(internal)?;
             migrate(&conn)?;
         }
+        let reader = Connection::open_with_flags(
+            &store.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(internal)?;
+        reader
+            .busy_timeout(std::time::Duration::from_secs(2))
+            .map_err(internal)?;
         Ok(SqliteAuthStore {
             nonces: nonce_memory(&store.path)?,
+            reader: Some(Mutex::new(reader)),
             conn: Conn::Shared(store),
         })
+    }
+
+    /// Run a lookup on the reader connection (over the inventory's
+    /// connection when there is none).
+    fn lookup<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.reader {
+            Some(reader) => {
+                let mut conn = reader
+                    .lock()
+                    .map_err(|_| StoreError::Internal("auth store lock poisoned".into()))?;
+                f(&mut conn)
+            }
+            None => self.with(f),
+        }
     }
 
     fn with<T>(
@@ -404,7 +435,7 @@ impl AuthStore for SqliteAuthStore {
     }
 
     fn key_owners(&self, fingerprints: &[String]) -> Result<Vec<(String, User)>, StoreError> {
-        self.with(|conn| {
+        self.lookup(|conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT k.fingerprint, u.name, u.admin, u.read_only, u.disabled
@@ -497,7 +528,7 @@ impl AuthStore for SqliteAuthStore {
     }
 
     fn token_by_app_id(&self, app_id: &str) -> Result<Option<(StoredToken, User)>, StoreError> {
-        self.with(|conn| {
+        self.lookup(|conn| {
             conn.query_row(
                 "SELECT t.user, t.name, t.app_id, t.secret, u.admin, u.read_only, u.disabled
                  FROM auth_tokens t JOIN auth_users u ON u.name = t.user WHERE t.app_id = ?1",
@@ -567,7 +598,7 @@ impl AuthStore for SqliteAuthStore {
     }
 
     fn groups_of(&self, user: &str) -> Result<Vec<AclGroup>, StoreError> {
-        self.with(|conn| {
+        self.lookup(|conn| {
             load_groups(
                 conn,
                 "SELECT g.name, g.query, g.mode, g.attributes FROM auth_groups g
@@ -587,6 +618,12 @@ impl AuthStore for SqliteAuthStore {
             }
             Ok(())
         })
+    }
+
+    /// Lookups run on a reader connection and nonces live in memory, so
+    /// nothing a request needs waits on a commit's disk writes.
+    fn fast_reads(&self) -> bool {
+        self.reader.is_some()
     }
 
     fn remember_nonce(&self, nonce: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {

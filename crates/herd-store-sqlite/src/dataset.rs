@@ -6,14 +6,20 @@
 //! and changed only after a commit is durable, by the single writer.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+// foldhash instead of SipHash: every attribute read looks up a servertype
+// and an attribute by name, and result building looks objects up by id.
+// Its per-process random seed keeps keys chosen by clients from being
+// aimed at one bucket ahead of time.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use herd_model::compile::Comparison;
 use herd_model::{
     AttributeType, CompiledQuery, IpAddrType, MatchContext, Matcher, Number, Object, ObjectId,
-    Restrict, Schema, Value,
+    Restrict, Schema, Value, SPECIAL_ATTRIBUTES,
 };
 use ipnet::IpNet;
 use regex::Regex;
@@ -502,6 +508,34 @@ impl Dataset {
 
     /// Runs a compiled query.
     pub fn query(&self, q: &CompiledQuery) -> Vec<Object> {
+        self.matching(q)
+            .into_iter()
+            .map(|o| self.render(o, q.restrict.as_deref(), 0))
+            .collect()
+    }
+
+    /// Runs a compiled query and writes the answer as a JSON array: the
+    /// bytes `serde_json` makes of [`Dataset::query`]'s objects, without
+    /// building them. Which fields an object gets, in which order and read
+    /// how, is decided once per servertype ([`Layout`]); each value is
+    /// then written from where it is stored.
+    pub fn query_json(&self, q: &CompiledQuery) -> Vec<u8> {
+        let found = self.matching(q);
+        let mut out = Vec::with_capacity(64 + found.len() * 160);
+        let mut layouts = Layouts::default();
+        out.push(b'[');
+        for (i, o) in found.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            self.write_object(o, q.restrict.as_deref(), 0, &mut layouts, &mut out);
+        }
+        out.push(b']');
+        out
+    }
+
+    /// The objects a compiled query selects, in answer order.
+    fn matching(&self, q: &CompiledQuery) -> Vec<&Obj> {
         let mut best: Option<Vec<ObjectId>> = None;
         // Cheap exact-match filters first, so later scans have a small cap.
         let mut order: Vec<&(String, Matcher)> = q.filters.iter().collect();
@@ -544,9 +578,176 @@ impl Dataset {
             });
         }
         found
-            .into_iter()
-            .map(|o| self.render(o, q.restrict.as_deref(), 0))
-            .collect()
+    }
+
+    /// Which fields objects of `servertype` get for `restrict`, as
+    /// [`Dataset::render`] fills its map: a later entry for the same
+    /// attribute wins, attributes the servertype lacks are left out, keys
+    /// in byte order.
+    fn layout<'q>(&self, servertype: &str, restrict: Option<&'q [Restrict]>) -> Layout<'q> {
+        let info = self.servertypes.get(servertype);
+        let mut fields: Vec<(String, Slot<'q>)> = Vec::with_capacity(8);
+        let mut add = |name: &str, related: Option<&'q [Restrict]>| {
+            let special = SPECIAL_ATTRIBUTES.contains(&name);
+            let known = special || info.is_some_and(|i| i.attributes.contains_key(name));
+            let slot = match (name, related) {
+                _ if !known => return,
+                (_, Some(restrict)) => Slot::Related(restrict),
+                ("object_id", None) => Slot::ObjectId,
+                ("hostname", None) => Slot::Hostname,
+                ("servertype", None) => Slot::Servertype,
+                ("intern_ip", None) => Slot::InternIp,
+                _ => match info.and_then(|i| i.attributes.get(name)) {
+                    None => return,
+                    Some(def) if def.via.is_some() || def.attribute_type.is_computed() => {
+                        Slot::Viewed
+                    }
+                    Some(def) if def.attribute_type == AttributeType::Relation => Slot::Viewed,
+                    Some(def) => Slot::Stored { multi: def.multi },
+                },
+            };
+            fields.push((name.to_owned(), slot));
+        };
+        add("object_id", None);
+        match restrict {
+            None => {
+                for a in ["hostname", "servertype", "intern_ip"] {
+                    add(a, None);
+                }
+                for a in info.map(|i| i.order.as_slice()).unwrap_or_default() {
+                    add(a, None);
+                }
+            }
+            Some(restrict) => {
+                for r in restrict {
+                    match r {
+                        Restrict::Attribute(a) => add(a, None),
+                        Restrict::Related {
+                            attribute,
+                            restrict,
+                        } => add(attribute, Some(restrict)),
+                    }
+                }
+            }
+        }
+        // Stable: among equal keys the last pushed is the one a map keeps.
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Vec<(String, Slot<'q>)> = Vec::with_capacity(fields.len());
+        for field in fields {
+            match kept.last_mut() {
+                Some(last) if last.0 == field.0 => *last = field,
+                _ => kept.push(field),
+            }
+        }
+        Layout {
+            servertype: servertype.to_owned(),
+            restrict: restrict.map(|r| r.as_ptr()),
+            fields: kept
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, slot))| {
+                    let mut key = Vec::with_capacity(name.len() + 4);
+                    if i > 0 {
+                        key.push(b',');
+                    }
+                    herd_model::value::write_json_str(&mut key, &name);
+                    key.push(b':');
+                    (key, name, slot)
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes one object as [`Dataset::render`] would return it, serialized.
+    fn write_object<'q>(
+        &self,
+        obj: &Obj,
+        restrict: Option<&'q [Restrict]>,
+        depth: usize,
+        layouts: &mut Layouts<'q>,
+        out: &mut Vec<u8>,
+    ) {
+        let at = layouts.find(&obj.servertype, restrict).unwrap_or_else(|| {
+            layouts
+                .0
+                .push(std::rc::Rc::new(self.layout(&obj.servertype, restrict)));
+            layouts.0.len() - 1
+        });
+        let layout = std::rc::Rc::clone(&layouts.0[at]);
+        out.push(b'{');
+        for (key, name, slot) in &layout.fields {
+            out.extend_from_slice(key);
+            match slot {
+                Slot::ObjectId => Value::number(obj.id).write_json(out),
+                Slot::Hostname => herd_model::value::write_json_str(out, &obj.hostname),
+                Slot::Servertype => herd_model::value::write_json_str(out, &obj.servertype),
+                Slot::InternIp => obj.intern_ip.write_json(out),
+                Slot::Stored { multi } => match obj.attrs.get(name.as_str()) {
+                    Some(v) => v.write_json(out),
+                    None if *multi => out.extend_from_slice(b"[]"),
+                    None => out.extend_from_slice(b"null"),
+                },
+                Slot::Viewed => match self.view(obj, name) {
+                    Some(v) => v.write_json(out),
+                    None => out.extend_from_slice(b"null"),
+                },
+                Slot::Related(restrict) => {
+                    self.write_related(obj, name, restrict, depth, layouts, out)
+                }
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// Writes a relation joined by `restrict`, as [`Dataset::render`]
+    /// builds it.
+    fn write_related<'q>(
+        &self,
+        obj: &Obj,
+        attribute: &str,
+        restrict: &'q [Restrict],
+        depth: usize,
+        layouts: &mut Layouts<'q>,
+        out: &mut Vec<u8>,
+    ) {
+        if depth >= MAX_RELATION_DEPTH || self.schema.is_multi(attribute) {
+            // Multi joins are sorted as values: build them as render does.
+            self.related_value(obj, attribute, restrict, depth)
+                .write_json(out);
+            return;
+        }
+        match self
+            .related_ids(obj, attribute, 0)
+            .first()
+            .and_then(|id| self.objects.get(id))
+        {
+            Some(o) => self.write_object(o, Some(restrict), depth + 1, layouts, out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+
+    /// A relation joined by `restrict`, as a value.
+    fn related_value(
+        &self,
+        obj: &Obj,
+        attribute: &str,
+        restrict: &[Restrict],
+        depth: usize,
+    ) -> Value {
+        let related: Vec<Value> = if depth >= MAX_RELATION_DEPTH {
+            Vec::new()
+        } else {
+            self.related_ids(obj, attribute, 0)
+                .iter()
+                .filter_map(|id| self.objects.get(id))
+                .map(|o| Value::Object(Box::new(self.render(o, Some(restrict), depth + 1))))
+                .collect()
+        };
+        if self.schema.is_multi(attribute) {
+            Value::set(related)
+        } else {
+            related.into_iter().next().unwrap_or(Value::Null)
+        }
     }
 
     /// An object as a query returns it.
@@ -582,22 +783,7 @@ impl Dataset {
                     if self.view(obj, attribute).is_none() {
                         continue;
                     }
-                    let related: Vec<Value> = if depth >= MAX_RELATION_DEPTH {
-                        Vec::new()
-                    } else {
-                        self.related_ids(obj, attribute, 0)
-                            .iter()
-                            .filter_map(|id| self.objects.get(id))
-                            .map(|o| {
-                                Value::Object(Box::new(self.render(o, Some(restrict), depth + 1)))
-                            })
-                            .collect()
-                    };
-                    let value = if self.schema.is_multi(attribute) {
-                        Value::set(related)
-                    } else {
-                        related.into_iter().next().unwrap_or(Value::Null)
-                    };
+                    let value = self.related_value(obj, attribute, restrict, depth);
                     fields.insert(attribute.clone(), value);
                 }
             }
@@ -622,6 +808,46 @@ impl MatchContext for Dataset {
                     })
             })
         })
+    }
+}
+
+/// How one field of an answer object is read, decided once per
+/// servertype and restrict.
+enum Slot<'q> {
+    ObjectId,
+    Hostname,
+    Servertype,
+    InternIp,
+    /// Stored on the object (absent: null, or `[]` if multi).
+    Stored {
+        multi: bool,
+    },
+    /// Computed, a relation (written as hostnames) or taken from a related
+    /// object: read with [`Dataset::view`].
+    Viewed,
+    /// A relation joined with these attributes of the related object.
+    Related(&'q [Restrict]),
+}
+
+/// The fields objects of one servertype get for one restrict: each with its
+/// key already written (`,"key":`).
+struct Layout<'q> {
+    servertype: String,
+    restrict: Option<*const Restrict>,
+    fields: Vec<(Vec<u8>, String, Slot<'q>)>,
+}
+
+/// The layouts one answer has needed so far (a handful: one per
+/// servertype and joined restrict).
+#[derive(Default)]
+struct Layouts<'q>(Vec<std::rc::Rc<Layout<'q>>>);
+
+impl Layouts<'_> {
+    fn find(&self, servertype: &str, restrict: Option<&[Restrict]>) -> Option<usize> {
+        let restrict = restrict.map(|r| r.as_ptr());
+        self.0
+            .iter()
+            .position(|l| l.restrict == restrict && l.servertype == servertype)
     }
 }
 

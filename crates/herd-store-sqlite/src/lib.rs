@@ -149,6 +149,15 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Checks a query against the schema, as a validation error naming the attribute.
+fn compile_query(query: &Query, schema: &Schema) -> Result<herd_model::CompiledQuery, StoreError> {
+    compile(query, schema).map_err(|e| {
+        let mut v = ValidationError::new("query", e.message);
+        v.attribute = e.attribute;
+        StoreError::Validation(v)
+    })
+}
+
 impl Store for SqliteStore {
     fn schema(&self) -> Result<Schema, StoreError> {
         Ok(self.read()?.schema.clone())
@@ -156,12 +165,20 @@ impl Store for SqliteStore {
 
     fn query(&self, query: &Query) -> Result<Vec<Object>, StoreError> {
         let data = self.read()?;
-        let compiled = compile(query, &data.schema).map_err(|e| {
-            let mut v = ValidationError::new("query", e.message);
-            v.attribute = e.attribute;
-            StoreError::Validation(v)
-        })?;
+        let compiled = compile_query(query, &data.schema)?;
         Ok(data.query(&compiled))
+    }
+
+    fn query_json(&self, query: &Query) -> Result<Vec<u8>, StoreError> {
+        let data = self.read()?;
+        let compiled = compile_query(query, &data.schema)?;
+        Ok(data.query_json(&compiled))
+    }
+
+    /// Reads come from the in-memory dataset; a commit holds its write
+    /// lock only to swap objects in, never across disk I/O.
+    fn fast_reads(&self) -> bool {
+        true
     }
 
     fn commit(&self, commit: &Commit, author: &str) -> Result<CommitId, StoreError> {

@@ -115,4 +115,13 @@ pub trait AuthStore: Send + Sync + 'static {
     /// Records `nonce` until `expires_at`; `false` if it is already
     /// recorded and not expired. Forgets expired nonces on the way.
     fn remember_nonce(&self, nonce: &str, expires_at: i64, now: i64) -> Result<bool, StoreError>;
+
+    /// Whether what authenticating a request needs (`key_owners`,
+    /// `token_by_app_id`, `groups_of`, `remember_nonce`) is answered
+    /// without waiting on the network or on a writer's disk I/O. The HTTP
+    /// server then verifies requests on its own threads instead of a
+    /// blocking pool.
+    fn fast_reads(&self) -> bool {
+        false
+    }
 }

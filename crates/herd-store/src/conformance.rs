@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             filters_work_on_every_type,
             json_and_text_queries_agree,
             restrict_joins_relations,
+            query_json_is_the_query_serialized,
             order_by_sorts_then_object_id,
             computed_attributes_follow_their_sources,
             query_errors_are_validation_errors,
@@ -648,6 +649,60 @@ pub fn restrict_joins_relations(factory: &Factory) {
     let got = store.query(&q).unwrap();
     assert_eq!(got[0].get("os"), Some(&Value::Null));
     assert_eq!(got[0].fields.len(), 2, "object_id and os only: {got:?}");
+}
+
+/// `query_json` (which engines may write directly) is byte for byte the
+/// serialized answer of `query`, for every shape an answer can take.
+pub fn query_json_is_the_query_serialized(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    // A value that needs escaping, and a VM on no hypervisor.
+    commit_created(
+        &*store,
+        vec![obj(
+            serde_json::json!({"hostname": "vm4.example.com", "servertype": "vm",
+            "intern_ip": "10.0.3.1", "owner": "d\"o\\e \u{e9}\n\u{1}", "tags": ["z", "a"]}),
+        )],
+    );
+    let queries = [
+        r#"{"filters": {}}"#,
+        r#"{"filters": {}, "restrict": ["hostname", "servertype", "intern_ip", "object_id"]}"#,
+        r#"{"filters": {"servertype": "vm"}, "restrict": ["owner", "owner", "tags", "network", "zone", "dc"]}"#,
+        r#"{"filters": {}, "restrict": [{"hypervisor": ["hostname", "num_cpu"]}, "os"]}"#,
+        r#"{"filters": {}, "restrict": ["hypervisor", {"hypervisor": ["hostname", {"vms": ["hostname", "owner"]}]}]}"#,
+        r#"{"filters": {"servertype": "hypervisor"}, "restrict": [{"vms": ["hostname", {"hypervisor": ["dc"]}]}, "vms"]}"#,
+        r#"{"filters": {"hostname": {"Regexp": "^vm"}}, "restrict": ["hostname", "ip6", "mac", "installed", "seen", "backup"], "order_by": ["owner"]}"#,
+        r#"{"filters": {"hostname": "nothing.example.com"}}"#,
+        r#"{"filters": {"servertype": "vm"}, "restrict": [{"hostname": ["os"]}, {"dc": ["hostname"]}]}"#,
+        r#"{"filters": {}, "restrict": [{"network": ["hostname"]}, {"zone": ["hostname"]}, "network", "zone"], "order_by": ["hostname"]}"#,
+    ];
+    for text in queries {
+        let q: Query = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let objects = match store.query(&q) {
+            Ok(objects) => objects,
+            Err(e) => {
+                assert!(
+                    store.query_json(&q).is_err(),
+                    "{text}: query fails ({e}), query_json not"
+                );
+                continue;
+            }
+        };
+        let expected = serde_json::to_vec(&objects).expect("serializable");
+        let got = store
+            .query_json(&q)
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected),
+            "query_json differs from query for {text}"
+        );
+    }
+    let bad: Query = serde_json::from_str(r#"{"filters": {"no_such": 1}}"#).unwrap();
+    assert!(matches!(
+        store.query_json(&bad),
+        Err(StoreError::Validation(_))
+    ));
 }
 
 pub fn order_by_sorts_then_object_id(factory: &Factory) {
