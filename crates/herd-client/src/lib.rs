@@ -211,12 +211,18 @@ impl Client {
         Ok(answer.result)
     }
 
-    /// `POST /api/schema` (herd): apply schema changes, all or none.
-    pub fn change_schema(&self, changes: &[SchemaChange]) -> Result<(), ClientError> {
+    /// `POST /api/schema` (herd): apply a batch of schema changes, all or
+    /// none; returns the batch's id in the schema history
+    /// (`/api/history?schema`). A refusal names the change that failed.
+    pub fn change_schema(&self, changes: &[SchemaChange]) -> Result<i64, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            schema_change_id: i64,
+        }
         let body = serde_json::to_vec(&serde_json::json!({ "changes": changes }))
             .map_err(|e| ClientError::Query(e.to_string()))?;
-        let _: serde_json::Value = self.call("POST", "/api/schema", Some(body))?;
-        Ok(())
+        let answer: Answer = self.call("POST", "/api/schema", Some(body))?;
+        Ok(answer.schema_change_id)
     }
 
     /// `GET /api/history` (herd): commits touching an object or one commit,

@@ -4,10 +4,12 @@
 
 use crate::body::{success, JsonBody};
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{AppState, Author};
 use axum::extract::{Query as UrlQuery, State};
 use axum::response::Response;
-use herd_model::{Filter, Query, SchemaChange, Value};
+use axum::Extension;
+use herd_model::{CommitRecord, Filter, Query, SchemaChange, Value};
+use herd_store::SchemaRecord;
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 
@@ -24,50 +26,29 @@ pub async fn schema(State(state): State<AppState>) -> Result<Response, ApiError>
 }
 
 /// `POST /api/schema` `{"changes": [{"action": "create_attribute", ...}]}`
-/// (or one change object) → `{"status": "success", "applied": N}`.
+/// (or one change object) → `{"status": "success", "applied": N,
+/// "schema_change_id": ID}`.
 ///
-/// Changes are applied in order, each in its own transaction: when one
-/// fails, the ones before it stay applied and the error says how many.
+/// The batch is applied whole, in one transaction, or not at all: a refused
+/// change fails it with a message naming the change ("schema change 3 of 5
+/// (delete_attribute os): ...; nothing was applied"). The batch is recorded
+/// in the schema history under the caller's name.
 pub async fn change_schema(
     State(state): State<AppState>,
+    author: Option<Extension<Author>>,
     JsonBody(body): JsonBody<Json>,
 ) -> Result<Response, ApiError> {
     let changes = parse_schema_changes(body)?;
-    let total = changes.len();
-    let applied = state
-        .with_store(move |store| {
-            for (i, change) in changes.iter().enumerate() {
-                if let Err(err) = store.change_schema(change) {
-                    return Ok(Err((i, err)));
-                }
-            }
-            Ok(Ok(total))
-        })
+    let author = author
+        .map(|Extension(Author(a))| a)
+        .unwrap_or_else(|| state.settings.anonymous_author.clone());
+    let applied = changes.len();
+    let id = state
+        .with_store(move |store| store.change_schema(&changes, &author))
         .await?;
-    match applied {
-        Ok(n) => Ok(success(json!({ "applied": n }))),
-        Err((0, err)) => Err(err.into()),
-        Err((i, err)) => Err(prefix(
-            ApiError::from(err),
-            &format!(
-                "schema change {} of {total} failed ({i} applied before it)",
-                i + 1
-            ),
-        )),
-    }
-}
-
-fn prefix(err: ApiError, context: &str) -> ApiError {
-    match err {
-        ApiError::Invalid(mut v) => {
-            v.message = format!("{context}: {}", v.message);
-            ApiError::Invalid(v)
-        }
-        ApiError::Conflict(m) => ApiError::Conflict(format!("{context}: {m}")),
-        ApiError::NotFound(m) => ApiError::NotFound(format!("{context}: {m}")),
-        ApiError::BadRequest(m) => ApiError::BadRequest(format!("{context}: {m}")),
-        other => other,
-    }
+    Ok(success(
+        json!({ "applied": applied, "schema_change_id": id }),
+    ))
 }
 
 fn parse_schema_changes(body: Json) -> Result<Vec<SchemaChange>, ApiError> {
@@ -100,52 +81,67 @@ fn parse_schema_changes(body: Json) -> Result<Vec<SchemaChange>, ApiError> {
         .collect()
 }
 
-/// `GET /api/history?object_id=N | hostname=H | commit_id=N [&limit=N]` →
-/// `{"status": "success", "result": [commit...]}`, newest first. Without a
-/// selector: the latest commits. Each commit: `commit_id`, `author`, `time`
-/// and `changes` (per object: `object_id`, `hostname`, `kind`, and
-/// `attributes` with `old`/`new`).
+/// `GET /api/history?object_id=N | hostname=H | commit_id=N | schema
+/// [&limit=N]` → `{"status": "success", "result": [record...]}`, newest
+/// first. Without a selector: the latest commits. Each commit:
+/// `commit_id`, `author`, `time` and `changes` (per object: `object_id`,
+/// `hostname`, `kind`, and `attributes` with `old`/`new`). With `schema`:
+/// the latest batches of schema changes instead, each with
+/// `schema_change_id`, `author`, `time` and `changes` (parsed, defaults
+/// filled in).
 pub async fn history(
     State(state): State<AppState>,
     UrlQuery(params): UrlQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let selector = HistorySelector::from_params(&params)?;
     let records = state
-        .with_store(move |store| match selector.what {
-            What::Recent => store.recent_commits(selector.limit),
-            What::Commit(id) => store.commit_record(id).map(|r| vec![r]),
-            What::Object(id) => newest_first(store.object_history(id)?, selector.limit),
-            What::Hostname(hostname) => {
-                let query = Query::filter("hostname", Filter::Equals(Value::String(hostname.clone())))
-                    .restrict(&["object_id"]);
-                let id = store
-                    .query(&query)?
-                    .first()
-                    .and_then(|o| o.object_id())
-                    .ok_or_else(|| {
-                        herd_store::StoreError::NotFound(format!(
-                            "no object has hostname {hostname:?}; for a deleted object ask by object_id"
-                        ))
-                    })?;
-                newest_first(store.object_history(id)?, selector.limit)
-            }
+        .with_store(move |store| {
+            let commits = match selector.what {
+                What::Schema => {
+                    return store.schema_history(selector.limit).map(Records::Schema)
+                }
+                What::Recent => store.recent_commits(selector.limit)?,
+                What::Commit(id) => vec![store.commit_record(id)?],
+                What::Object(id) => newest_first(store.object_history(id)?, selector.limit),
+                What::Hostname(hostname) => {
+                    let query = Query::filter("hostname", Filter::Equals(Value::String(hostname.clone())))
+                        .restrict(&["object_id"]);
+                    let id = store
+                        .query(&query)?
+                        .first()
+                        .and_then(|o| o.object_id())
+                        .ok_or_else(|| {
+                            herd_store::StoreError::NotFound(format!(
+                                "no object has hostname {hostname:?}; for a deleted object ask by object_id"
+                            ))
+                        })?;
+                    newest_first(store.object_history(id)?, selector.limit)
+                }
+            };
+            Ok(Records::Commits(commits))
         })
         .await?;
     Ok(success(json!({ "result": records })))
 }
 
-fn newest_first<T>(
-    mut oldest_first: Vec<T>,
-    limit: usize,
-) -> Result<Vec<T>, herd_store::StoreError> {
+/// What `/api/history` answers with: object commits or schema batches.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Records {
+    Commits(Vec<CommitRecord>),
+    Schema(Vec<SchemaRecord>),
+}
+
+fn newest_first<T>(mut oldest_first: Vec<T>, limit: usize) -> Vec<T> {
     oldest_first.reverse();
     oldest_first.truncate(limit);
-    Ok(oldest_first)
+    oldest_first
 }
 
 #[derive(Debug, PartialEq)]
 enum What {
     Recent,
+    Schema,
     Commit(i64),
     Object(i64),
     Hostname(String),
@@ -169,14 +165,22 @@ impl HistorySelector {
                 })
                 .transpose()
         };
-        if let Some(unknown) = params
-            .keys()
-            .find(|k| !["object_id", "hostname", "commit_id", "limit"].contains(&k.as_str()))
-        {
+        if let Some(unknown) = params.keys().find(|k| {
+            !["object_id", "hostname", "commit_id", "schema", "limit"].contains(&k.as_str())
+        }) {
             return Err(ApiError::BadRequest(format!(
-                "unknown parameter {unknown:?}: use object_id, hostname or commit_id, and limit"
+                "unknown parameter {unknown:?}: use object_id, hostname, commit_id or schema, and limit"
             )));
         }
+        let schema = match params.get("schema").map(String::as_str) {
+            None => None,
+            Some("" | "1" | "true") => Some(What::Schema),
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "schema takes no value, not {other:?}: ask /api/history?schema for the schema changes"
+                )))
+            }
+        };
         let limit = match int("limit")? {
             None => DEFAULT_HISTORY_LIMIT,
             Some(n) if n >= 1 && n as usize <= MAX_HISTORY_LIMIT => n as usize,
@@ -190,12 +194,13 @@ impl HistorySelector {
             int("object_id")?.map(What::Object),
             params.get("hostname").cloned().map(What::Hostname),
             int("commit_id")?.map(What::Commit),
+            schema,
         ];
         let mut given = selectors.into_iter().flatten();
         let what = given.next().unwrap_or(What::Recent);
         if given.next().is_some() {
             return Err(ApiError::BadRequest(
-                "give only one of object_id, hostname and commit_id".to_string(),
+                "give only one of object_id, hostname, commit_id and schema".to_string(),
             ));
         }
         Ok(HistorySelector { what, limit })
@@ -229,7 +234,15 @@ mod tests {
             HistorySelector::from_params(&params(&[])).unwrap().what,
             What::Recent
         );
+        assert_eq!(
+            HistorySelector::from_params(&params(&[("schema", "")]))
+                .unwrap()
+                .what,
+            What::Schema
+        );
         for bad in [
+            params(&[("schema", "no")]),
+            params(&[("schema", ""), ("commit_id", "2")]),
             params(&[("object_id", "x")]),
             params(&[("object_id", "1"), ("commit_id", "2")]),
             params(&[("limit", "0")]),

@@ -2,7 +2,8 @@
 //!
 //! [`export`] reads a whole installation through the `Store` trait, so any
 //! engine can be the source: the schema, every object with its id and its
-//! stored attributes (relations as hostnames), and the whole history.
+//! stored attributes (relations as hostnames), and the whole history of
+//! commits and of schema changes.
 //! [`PgStore::import`](crate::PgStore::import) writes that into an empty
 //! PostgreSQL database keeping object and commit ids. [`compare`] then
 //! checks that two stores hold the same objects and the same history.
@@ -10,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use herd_model::{AttributeType, CommitRecord, Object, ObjectId, Query, Restrict, Schema, Value};
-use herd_store::{Store, StoreError};
+use herd_store::{SchemaRecord, Store, StoreError};
 use postgres::Transaction;
 
 use crate::sql::{bump_schema_version, encode, write_attribute, write_servertype};
@@ -25,6 +26,8 @@ pub struct Export {
     pub objects: Vec<Object>,
     /// Every commit, oldest first.
     pub commits: Vec<CommitRecord>,
+    /// Every batch of schema changes, oldest first.
+    pub schema_history: Vec<SchemaRecord>,
 }
 
 /// Reads everything a store holds.
@@ -53,10 +56,13 @@ pub fn export(store: &dyn Store) -> Result<Export, StoreError> {
     objects.sort_by_key(|o| o.object_id());
     let mut commits = store.recent_commits(usize::MAX)?;
     commits.reverse();
+    let mut schema_history = store.schema_history(usize::MAX)?;
+    schema_history.reverse();
     Ok(Export {
         schema,
         objects,
         commits,
+        schema_history,
     })
 }
 
@@ -125,6 +131,18 @@ pub fn compare(source: &Export, target: &Export) -> Vec<String> {
             problems.push(format!("commit {} differs", x.commit_id));
         }
     }
+    if source.schema_history.len() != target.schema_history.len() {
+        problems.push(format!(
+            "the source has {} schema changes, the target {}",
+            source.schema_history.len(),
+            target.schema_history.len()
+        ));
+    }
+    for (x, y) in source.schema_history.iter().zip(&target.schema_history) {
+        if x != y {
+            problems.push(format!("schema change {} differs", x.schema_change_id));
+        }
+    }
     problems.truncate(20);
     problems
 }
@@ -134,7 +152,8 @@ pub(crate) fn import(tx: &mut Transaction<'_>, data: &Export) -> Result<(), Stor
     let empty: bool = tx
         .query_one(
             "SELECT NOT EXISTS (SELECT 1 FROM server) AND NOT EXISTS (SELECT 1 FROM commit_log)
-                AND NOT EXISTS (SELECT 1 FROM attribute) AND NOT EXISTS (SELECT 1 FROM servertype)",
+                AND NOT EXISTS (SELECT 1 FROM attribute) AND NOT EXISTS (SELECT 1 FROM servertype)
+                AND NOT EXISTS (SELECT 1 FROM schema_log)",
             &[],
         )
         .map_err(internal)?
@@ -238,18 +257,32 @@ pub(crate) fn import(tx: &mut Transaction<'_>, data: &Export) -> Result<(), Stor
             .map_err(internal)?;
         }
     }
-    // New objects and commits continue after the copied ones, also after
-    // ids only history remembers (deleted objects).
+    for r in &data.schema_history {
+        let changes = serde_json::to_string(&r.changes).map_err(|e| {
+            StoreError::Internal(format!("schema change {}: {e}", r.schema_change_id))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_log (schema_change_id, author, time, changes)
+             VALUES ($1, $2, $3, $4::text::jsonb)",
+            &[&r.schema_change_id, &r.author, &r.time.0.unix, &changes],
+        )
+        .map_err(internal)?;
+    }
+    // New objects, commits and schema changes continue after the copied
+    // ones, also after ids only history remembers (deleted objects).
     tx.batch_execute(
         "SELECT setval('object_id_seq', greatest(
              (SELECT coalesce(max(object_id), 0) FROM server),
              (SELECT coalesce(max(object_id), 0) FROM object_change), 1));
          SELECT setval('commit_log_commit_id_seq',
-             greatest((SELECT coalesce(max(commit_id), 0) FROM commit_log), 1));",
+             greatest((SELECT coalesce(max(commit_id), 0) FROM commit_log), 1));
+         SELECT setval('schema_log_schema_change_id_seq',
+             greatest((SELECT coalesce(max(schema_change_id), 0) FROM schema_log), 1));",
     )
     .map_err(internal)?;
     bump_schema_version(tx)?;
     // Read back once, so a broken history row fails the copy, not a later query.
     read_history(tx, HistoryOf::Recent(1))?;
+    crate::schema::history(tx, 1)?;
     Ok(())
 }

@@ -30,7 +30,7 @@ use herd_model::{
     compile, ChangeKind, CommitId, CommitRecord, Datetime, DatetimeJson, Object, ObjectChange,
     ObjectId, Query, Schema, SchemaChange, Value,
 };
-use herd_store::{Commit, Store, StoreError, ValidationError};
+use herd_store::{Commit, SchemaChangeId, SchemaRecord, Store, StoreError, ValidationError};
 use postgres::{GenericClient, IsolationLevel};
 
 use crate::pool::Pool;
@@ -199,7 +199,8 @@ impl PgStore {
         let row = client
             .query_one(
                 "SELECT NOT EXISTS (SELECT 1 FROM server) AND NOT EXISTS (SELECT 1 FROM commit_log)
-                    AND NOT EXISTS (SELECT 1 FROM attribute) AND NOT EXISTS (SELECT 1 FROM servertype)",
+                    AND NOT EXISTS (SELECT 1 FROM attribute) AND NOT EXISTS (SELECT 1 FROM servertype)
+                    AND NOT EXISTS (SELECT 1 FROM schema_log)",
                 &[],
             )
             .map_err(internal)?;
@@ -301,8 +302,19 @@ impl Store for PgStore {
         self.read(|tx, _| read_history(tx, HistoryOf::Recent(limit)))
     }
 
-    fn change_schema(&self, change: &SchemaChange) -> Result<(), StoreError> {
-        self.write(|tx, catalog| schema::apply(tx, catalog, change))
+    /// The whole batch in one `SERIALIZABLE` transaction, retried from
+    /// the start like a commit.
+    fn change_schema(
+        &self,
+        changes: &[SchemaChange],
+        author: &str,
+    ) -> Result<SchemaChangeId, StoreError> {
+        let time = now();
+        self.write(|tx, catalog| schema::apply_batch(tx, catalog, changes, author, time))
+    }
+
+    fn schema_history(&self, limit: usize) -> Result<Vec<SchemaRecord>, StoreError> {
+        self.read(|tx, _| schema::history(tx, limit))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Schema changes (servertypes and attributes) and new-object templates.
+//! Batches of schema changes (servertypes and attributes), their history,
+//! and new-object templates.
 
 use std::collections::BTreeMap;
 
@@ -6,6 +7,7 @@ use herd_model::validate::{attribute_regex, coerce_for_attribute};
 use herd_model::{
     Attribute, AttributeType, Object, Schema, SchemaChange, Servertype, Value, SPECIAL_ATTRIBUTES,
 };
+use herd_store::{empty_schema_batch, refused_schema_change, SchemaChangeId};
 use postgres::Transaction;
 
 use crate::query::Catalog;
@@ -44,13 +46,74 @@ pub(crate) fn template(schema: &Schema, servertype: &str) -> Result<Object, Stor
     Ok(Object { fields })
 }
 
-/// Checks and writes one schema change.
-pub(crate) fn apply(
+/// Checks and writes a batch of schema changes in the caller's
+/// (`SERIALIZABLE`) transaction, each change against the schema the ones
+/// before it produce and the objects as they left them, then records the
+/// batch in `schema_log`. The first refusal names its change; the caller
+/// then rolls the whole transaction back.
+pub(crate) fn apply_batch(
     tx: &mut Transaction<'_>,
     catalog: &Catalog,
+    changes: &[SchemaChange],
+    author: &str,
+    time: i64,
+) -> Result<SchemaChangeId, StoreError> {
+    if changes.is_empty() {
+        return Err(empty_schema_batch());
+    }
+    let mut schema = catalog.schema.clone();
+    for (i, change) in changes.iter().enumerate() {
+        apply(tx, &schema, change).map_err(|e| refused_schema_change(i, changes, e))?;
+        record(&mut schema, change);
+    }
+    // Every server rebuilds its catalog from the new schema; it must build.
+    Catalog::new(schema).map_err(|e| {
+        StoreError::Internal(format!("the schema after the batch is inconsistent: {e}"))
+    })?;
+    bump_schema_version(tx)?;
+    let text = serde_json::to_string(changes)
+        .map_err(|e| StoreError::Internal(format!("the schema changes do not encode: {e}")))?;
+    Ok(tx
+        .query_one(
+            "INSERT INTO schema_log (author, time, changes) VALUES ($1, $2, $3::text::jsonb)
+             RETURNING schema_change_id",
+            &[&author, &time, &text],
+        )
+        .map_err(internal)?
+        .get(0))
+}
+
+/// The schema after one (checked) change.
+fn record(schema: &mut Schema, change: &SchemaChange) {
+    match change {
+        SchemaChange::CreateAttribute { attribute }
+        | SchemaChange::UpdateAttribute { attribute } => {
+            schema
+                .attributes
+                .insert(attribute.attribute_id.clone(), attribute.clone());
+        }
+        SchemaChange::DeleteAttribute { attribute_id } => {
+            schema.attributes.remove(attribute_id);
+        }
+        SchemaChange::CreateServertype { servertype }
+        | SchemaChange::UpdateServertype { servertype } => {
+            schema
+                .servertypes
+                .insert(servertype.servertype_id.clone(), servertype.clone());
+        }
+        SchemaChange::DeleteServertype { servertype_id } => {
+            schema.servertypes.remove(servertype_id);
+        }
+    }
+}
+
+/// Checks and writes one schema change against `schema`, the schema so far
+/// in the batch.
+fn apply(
+    tx: &mut Transaction<'_>,
+    schema: &Schema,
     change: &SchemaChange,
 ) -> Result<(), StoreError> {
-    let schema = &catalog.schema;
     match change {
         SchemaChange::CreateAttribute { attribute } => {
             if schema.attribute(&attribute.attribute_id).is_some() {
@@ -166,7 +229,35 @@ pub(crate) fn apply(
             .map_err(internal)?;
         }
     }
-    bump_schema_version(tx)
+    Ok(())
+}
+
+/// The latest batches of schema changes, newest first.
+pub(crate) fn history(
+    c: &mut impl postgres::GenericClient,
+    limit: usize,
+) -> Result<Vec<herd_store::SchemaRecord>, StoreError> {
+    let limit = limit.min(i64::MAX as usize) as i64;
+    c.query(
+        "SELECT schema_change_id, author, time, changes::text FROM schema_log
+         ORDER BY schema_change_id DESC LIMIT $1",
+        &[&limit],
+    )
+    .map_err(internal)?
+    .into_iter()
+    .map(|r| {
+        let id: SchemaChangeId = r.get(0);
+        let text: String = r.get(3);
+        Ok(herd_store::SchemaRecord {
+            schema_change_id: id,
+            author: r.get(1),
+            time: herd_model::DatetimeJson(herd_model::Datetime { unix: r.get(2) }),
+            changes: serde_json::from_str(&text).map_err(|e| {
+                StoreError::Internal(format!("stored schema change {id} does not parse: {e}"))
+            })?,
+        })
+    })
+    .collect()
 }
 
 fn has_objects(tx: &mut Transaction<'_>, servertype: &str) -> Result<bool, StoreError> {

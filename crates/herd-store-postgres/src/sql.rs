@@ -16,7 +16,8 @@ use crate::{internal, StoreError};
 /// Schema migrations, applied in order inside one transaction each, under
 /// an advisory lock so that servers starting together do not race.
 /// `herd_migration` records the applied ones. Append, never edit.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE attribute (
     attribute_id text PRIMARY KEY,
     type text NOT NULL,
@@ -124,7 +125,18 @@ CREATE TABLE auth_nonces (
     expires_at bigint NOT NULL
 );
 CREATE INDEX auth_nonces_expiry ON auth_nonces (expires_at);
-"#];
+"#,
+    r#"
+-- One row per applied batch of schema changes; changes: the batch's
+-- changes as the API takes them.
+CREATE TABLE schema_log (
+    schema_change_id bigserial PRIMARY KEY,
+    author text NOT NULL,
+    time bigint NOT NULL,
+    changes jsonb NOT NULL
+);
+"#,
+];
 
 /// The advisory lock key migrations run under ("herd" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6865_7264;

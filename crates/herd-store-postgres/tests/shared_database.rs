@@ -24,15 +24,18 @@ fn open(url: &str) -> PgStore {
 }
 
 fn counter_fixture(store: &dyn Store) -> i64 {
-    store
-        .change_schema(&SchemaChange::CreateAttribute {
-            attribute: Attribute::new("counter", AttributeType::Number),
-        })
-        .unwrap();
     let mut st = Servertype::new("thing", IpAddrType::Null);
     st.attributes.push(ServertypeAttribute::new("counter"));
     store
-        .change_schema(&SchemaChange::CreateServertype { servertype: st })
+        .change_schema(
+            &[
+                SchemaChange::CreateAttribute {
+                    attribute: Attribute::new("counter", AttributeType::Number),
+                },
+                SchemaChange::CreateServertype { servertype: st },
+            ],
+            "test",
+        )
         .unwrap();
     let mut o = Object::default();
     o.fields.insert("hostname".into(), "thing1".into());

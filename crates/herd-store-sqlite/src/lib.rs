@@ -10,10 +10,12 @@
 //! containment, the most selective filter first) under a read lock, so
 //! they never wait for the disk. Commits are serialized by one writer: plan
 //! and validate against the dataset, write one SQLite transaction, then
-//! swap the new objects in. A lock file (`<db>.lock`) keeps a second
-//! process from opening the store and changing the file behind the
-//! dataset's back; other connections of this process (the auth store) may
-//! share the file.
+//! swap the new objects in. A batch of schema changes goes the same way:
+//! checked whole against the dataset (`schema_change`), written with its
+//! history row in one transaction, then the new schema swapped in. A lock
+//! file (`<db>.lock`) keeps a second process from opening the store and
+//! changing the file behind the dataset's back; other connections of this
+//! process (the auth store) may share the file.
 
 pub mod auth;
 mod dataset;
@@ -28,7 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use herd_model::{
     compile, CommitId, CommitRecord, Object, ObjectId, Query, Schema, SchemaChange, Value,
 };
-use herd_store::{Commit, Store, StoreError, ValidationError};
+use herd_store::{Commit, SchemaChangeId, SchemaRecord, Store, StoreError, ValidationError};
 use rusqlite::Connection;
 
 use crate::dataset::Dataset;
@@ -246,64 +248,29 @@ impl Store for SqliteStore {
         sql::read_history(&conn, None, None, Some(limit)).map_err(self.sql_error("reading history"))
     }
 
-    fn change_schema(&self, change: &SchemaChange) -> Result<(), StoreError> {
+    /// Checks the whole batch against the dataset, writes it in one SQLite
+    /// transaction, and only then swaps the schema and the stripped objects
+    /// into memory.
+    fn change_schema(
+        &self,
+        changes: &[SchemaChange],
+        author: &str,
+    ) -> Result<SchemaChangeId, StoreError> {
         let mut conn = self.conn()?;
-        let (new_schema, stripped) = {
-            let data = self.read()?;
-            let new_schema = schema_change::apply(&data, change)?;
-            // Objects losing attributes their servertype no longer has.
-            let mut stripped = Vec::new();
-            if let SchemaChange::UpdateServertype { servertype } = change {
-                let id = &servertype.servertype_id;
-                for oid in data.lookup("servertype", &Value::String(id.clone())).iter() {
-                    let Some(obj) = data.objects.get(oid) else {
-                        continue;
-                    };
-                    let mut obj = obj.clone();
-                    obj.attrs.retain(|a, _| servertype.attribute(a).is_some());
-                    if obj.attrs.len() != data.objects[oid].attrs.len() {
-                        stripped.push(obj);
-                    }
-                }
-            }
-            (new_schema, stripped)
-        };
-        let fail = self.sql_error("writing the schema change");
-        let tx = conn.transaction().map_err(&fail)?;
-        match change {
-            SchemaChange::CreateAttribute { attribute }
-            | SchemaChange::UpdateAttribute { attribute } => {
-                sql::write_attribute(&tx, attribute).map_err(&fail)?
-            }
-            SchemaChange::DeleteAttribute { attribute_id } => {
-                tx.execute(
-                    "DELETE FROM attribute WHERE attribute_id = ?1",
-                    [attribute_id],
-                )
-                .map_err(&fail)?;
-            }
-            SchemaChange::CreateServertype { servertype }
-            | SchemaChange::UpdateServertype { servertype } => {
-                for obj in &stripped {
-                    sql::write_object(&tx, obj).map_err(&fail)?;
-                }
-                sql::write_servertype(&tx, servertype).map_err(&fail)?
-            }
-            SchemaChange::DeleteServertype { servertype_id } => {
-                tx.execute(
-                    "DELETE FROM servertype WHERE servertype_id = ?1",
-                    [servertype_id],
-                )
-                .map_err(&fail)?;
-            }
-        }
-        tx.commit().map_err(&fail)?;
+        let plan = schema_change::plan(&*self.read()?, changes)?;
+        let id = sql::write_schema_changes(&mut conn, changes, &plan, author, unix_now())
+            .map_err(self.sql_error("writing the schema changes"))?;
         let mut data = self.write()?;
-        data.set_schema(new_schema).map_err(StoreError::Internal)?;
-        for obj in stripped {
+        data.set_schema(plan.schema).map_err(StoreError::Internal)?;
+        for obj in plan.stripped {
             data.remove(obj.id);
             data.insert(obj);
         }
-        Ok(())
+        Ok(id)
+    }
+
+    fn schema_history(&self, limit: usize) -> Result<Vec<SchemaRecord>, StoreError> {
+        let conn = self.conn()?;
+        sql::read_schema_history(&conn, limit).map_err(self.sql_error("reading schema history"))
     }
 }

@@ -1,9 +1,64 @@
-//! Checking a schema change against the current schema and objects (pure).
+//! Checking a batch of schema changes against the current schema and
+//! objects (pure): each change against the schema the ones before it
+//! produce. [`plan`] returns what the batch does, or the first refusal
+//! naming its change; nothing is written here.
 
-use herd_model::{AttributeType, IpAddrType, Schema, SchemaChange, Servertype};
-use herd_store::StoreError;
+use std::collections::BTreeMap;
 
-use crate::dataset::Dataset;
+use herd_model::{AttributeType, IpAddrType, ObjectId, Schema, SchemaChange, Servertype};
+use herd_store::{empty_schema_batch, refused_schema_change, StoreError};
+
+use crate::dataset::{Dataset, Obj};
+
+/// What a checked batch does: the schema after it, and the objects that
+/// lose values because their servertype no longer lists the attribute.
+pub(crate) struct SchemaPlan {
+    pub schema: Schema,
+    /// The objects as they are after the batch (each once).
+    pub stripped: Vec<Obj>,
+}
+
+/// Checks every change of the batch in order; the plan, or the first
+/// refusal, naming the change.
+pub(crate) fn plan(data: &Dataset, changes: &[SchemaChange]) -> Result<SchemaPlan, StoreError> {
+    if changes.is_empty() {
+        return Err(empty_schema_batch());
+    }
+    let mut schema = data.schema.clone();
+    let mut stripped: BTreeMap<ObjectId, Obj> = BTreeMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        apply(data, &mut schema, change).map_err(|e| refused_schema_change(i, changes, e))?;
+        if let SchemaChange::UpdateServertype { servertype } = change {
+            strip(data, servertype, &mut stripped);
+        }
+    }
+    // The in-memory dataset takes the schema only after the file has it;
+    // building its derived facts now means that step can not fail then.
+    Dataset::new(schema.clone(), BTreeMap::new()).map_err(|e| {
+        StoreError::Internal(format!("the schema after the batch is inconsistent: {e}"))
+    })?;
+    Ok(SchemaPlan {
+        schema,
+        stripped: stripped.into_values().collect(),
+    })
+}
+
+/// Drops, from the objects of the servertype (as earlier changes of the
+/// batch left them), the attributes it no longer lists.
+fn strip(data: &Dataset, servertype: &Servertype, stripped: &mut BTreeMap<ObjectId, Obj>) {
+    let id = herd_model::Value::String(servertype.servertype_id.clone());
+    for oid in data.lookup("servertype", &id) {
+        let Some(obj) = stripped.get(oid).or_else(|| data.objects.get(oid)) else {
+            continue;
+        };
+        if obj.attrs.keys().all(|a| servertype.attribute(a).is_some()) {
+            continue;
+        }
+        let mut obj = obj.clone();
+        obj.attrs.retain(|a, _| servertype.attribute(a).is_some());
+        stripped.insert(obj.id, obj);
+    }
+}
 
 fn refuse(message: String) -> StoreError {
     StoreError::invalid("schema", message)
@@ -29,9 +84,9 @@ fn check_id(kind: &str, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The schema after the change, or why the change is refused.
-pub(crate) fn apply(data: &Dataset, change: &SchemaChange) -> Result<Schema, StoreError> {
-    let mut schema = data.schema.clone();
+/// Applies one change to `schema` (the schema so far in the batch), or
+/// says why it is refused. `data` holds the objects.
+fn apply(data: &Dataset, schema: &mut Schema, change: &SchemaChange) -> Result<(), StoreError> {
     let used_by = |attribute: &str| -> Vec<String> {
         schema
             .servertypes
@@ -152,7 +207,7 @@ pub(crate) fn apply(data: &Dataset, change: &SchemaChange) -> Result<Schema, Sto
                 }
                 _ => check_id("servertype", id)?,
             }
-            check_servertype_attributes(&schema, servertype)?;
+            check_servertype_attributes(schema, servertype)?;
             schema.servertypes.insert(id.clone(), servertype.clone());
         }
         SchemaChange::DeleteServertype { servertype_id } => {
@@ -179,7 +234,7 @@ pub(crate) fn apply(data: &Dataset, change: &SchemaChange) -> Result<Schema, Sto
             schema.servertypes.remove(servertype_id);
         }
     }
-    Ok(schema)
+    Ok(())
 }
 
 fn has_objects(data: &Dataset, servertype: &str) -> bool {

@@ -1,21 +1,24 @@
 //! The SQLite file: migrations, loading everything into a [`Dataset`], and
-//! writing commits and schema changes.
+//! writing commits and batches of schema changes with their history.
 
 use std::collections::BTreeMap;
 
 use herd_model::value::{inet_to_string, parse_inet};
 use herd_model::{
     Attribute, AttributeType, ChangeKind, CommitId, CommitRecord, DatetimeJson, Number,
-    ObjectChange, ObjectId, Schema, Servertype, ServertypeAttribute, Value,
+    ObjectChange, ObjectId, Schema, SchemaChange, Servertype, ServertypeAttribute, Value,
 };
+use herd_store::{SchemaChangeId, SchemaRecord};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::dataset::{Dataset, Obj};
 use crate::plan::Plan;
+use crate::schema_change::SchemaPlan;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the
 /// applied ones. Append, never edit.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE attribute (
     attribute_id TEXT PRIMARY KEY,
     type TEXT NOT NULL,
@@ -70,7 +73,18 @@ CREATE TABLE object_change (
     PRIMARY KEY (commit_id, object_id)
 );
 CREATE INDEX object_change_by_object ON object_change (object_id, commit_id);
-"#];
+"#,
+    r#"
+-- One row per applied batch of schema changes; changes: the JSON list of
+-- the batch's changes as the API takes them.
+CREATE TABLE schema_log (
+    schema_change_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    author TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    changes TEXT NOT NULL
+);
+"#,
+];
 
 pub(crate) type SqlResult<T> = Result<T, rusqlite::Error>;
 
@@ -249,6 +263,71 @@ pub(crate) fn write_servertype(tx: &Transaction, s: &Servertype) -> SqlResult<()
         )?;
     }
     Ok(())
+}
+
+/// Writes a checked batch of schema changes, the objects it strips and its
+/// history row in one transaction; returns the batch's id.
+pub(crate) fn write_schema_changes(
+    conn: &mut Connection,
+    changes: &[SchemaChange],
+    plan: &SchemaPlan,
+    author: &str,
+    now: i64,
+) -> SqlResult<SchemaChangeId> {
+    let text = serde_json::to_string(changes)
+        .map_err(|e| corrupt(format!("the schema changes do not encode: {e}")))?;
+    let tx = conn.transaction()?;
+    for change in changes {
+        match change {
+            SchemaChange::CreateAttribute { attribute }
+            | SchemaChange::UpdateAttribute { attribute } => write_attribute(&tx, attribute)?,
+            SchemaChange::DeleteAttribute { attribute_id } => {
+                tx.execute(
+                    "DELETE FROM attribute WHERE attribute_id = ?1",
+                    [attribute_id],
+                )?;
+            }
+            SchemaChange::CreateServertype { servertype }
+            | SchemaChange::UpdateServertype { servertype } => write_servertype(&tx, servertype)?,
+            SchemaChange::DeleteServertype { servertype_id } => {
+                tx.execute(
+                    "DELETE FROM servertype WHERE servertype_id = ?1",
+                    [servertype_id],
+                )?;
+            }
+        }
+    }
+    for obj in &plan.stripped {
+        write_object(&tx, obj)?;
+    }
+    tx.execute(
+        "INSERT INTO schema_log (author, time, changes) VALUES (?1, ?2, ?3)",
+        params![author, now, text],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.commit()?;
+    Ok(id)
+}
+
+/// The latest batches of schema changes, newest first.
+pub(crate) fn read_schema_history(conn: &Connection, limit: usize) -> SqlResult<Vec<SchemaRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT schema_change_id, author, time, changes FROM schema_log
+         ORDER BY schema_change_id DESC LIMIT ?1",
+    )?;
+    let limit = limit.min(i64::MAX as usize) as i64;
+    let rows = stmt.query_map([limit], |r| {
+        let id: SchemaChangeId = r.get(0)?;
+        let text: String = r.get(3)?;
+        Ok(SchemaRecord {
+            schema_change_id: id,
+            author: r.get(1)?,
+            time: DatetimeJson(herd_model::Datetime { unix: r.get(2)? }),
+            changes: serde_json::from_str(&text)
+                .map_err(|e| corrupt(format!("schema change {id}: {e}")))?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// Decodes one stored single value of an attribute type.

@@ -44,6 +44,8 @@ macro_rules! conformance_tests {
             deleting_a_referenced_object_is_refused,
             history_records_every_commit,
             servertype_update_drops_removed_attribute_values,
+            schema_batch_refused_at_its_last_change_changes_nothing,
+            schema_batch_applies_whole_and_is_recorded,
         );
     };
     (@cases $factory:expr; $($case:ident,)*) => {
@@ -69,7 +71,7 @@ fn st(id: &str, ip: IpAddrType, attrs: &[&str]) -> Servertype {
 
 fn schema_change(store: &dyn Store, change: SchemaChange) {
     store
-        .change_schema(&change)
+        .change_schema(std::slice::from_ref(&change), "fixture")
         .unwrap_or_else(|e| panic!("{change:?}: {e}"));
 }
 
@@ -318,14 +320,20 @@ pub fn schema_changes_are_validated_and_persisted(factory: &Factory) {
     ];
     for change in refused {
         assert!(
-            matches!(store.change_schema(&change), Err(StoreError::Validation(_))),
+            matches!(
+                store.change_schema(std::slice::from_ref(&change), "test"),
+                Err(StoreError::Validation(_))
+            ),
             "{change:?} should be refused"
         );
     }
     assert!(matches!(
-        store.change_schema(&SchemaChange::DeleteServertype {
-            servertype_id: "nope".into()
-        }),
+        store.change_schema(
+            &[SchemaChange::DeleteServertype {
+                servertype_id: "nope".into()
+            }],
+            "test"
+        ),
         Err(StoreError::NotFound(_))
     ));
     schema_change(
@@ -1252,12 +1260,212 @@ pub fn servertype_update_drops_removed_attribute_values(factory: &Factory) {
     let hv1 = get(&*store, "hv1.example.com");
     assert_eq!(hv1.get("tags"), None);
     assert!(query_text(&*store, "tags=kvm").is_empty());
-    let v = store.change_schema(&SchemaChange::DeleteServertype {
-        servertype_id: "hypervisor".into(),
-    });
+    let v = store.change_schema(
+        &[SchemaChange::DeleteServertype {
+            servertype_id: "hypervisor".into(),
+        }],
+        "test",
+    );
     assert!(
         matches!(v, Err(StoreError::Validation(_))),
         "servertype with objects: {v:?}"
     );
     let _ = AttributeChange::New { new: Value::Null };
+}
+
+/// The schema and every object, as the API would send them.
+fn everything(store: &dyn Store) -> (Vec<u8>, Vec<u8>) {
+    let schema = serde_json::to_vec(&store.schema().expect("schema")).expect("schema json");
+    let objects = serde_json::to_vec(&store.query(&Query::default()).expect("every object"))
+        .expect("objects json");
+    (schema, objects)
+}
+
+/// Adds `rack`, swaps `tags` for it on hypervisors (which strips hv1's
+/// tags) and creates a `rack_unit` servertype that uses it.
+fn rack_batch(store: &dyn Store) -> Vec<SchemaChange> {
+    let mut hv = store.schema().expect("schema").servertypes["hypervisor"].clone();
+    hv.attributes.retain(|a| a.attribute_id != "tags");
+    hv.attributes.push(ServertypeAttribute::new("rack"));
+    vec![
+        SchemaChange::CreateAttribute {
+            attribute: attr("rack", AttributeType::String),
+        },
+        SchemaChange::UpdateServertype { servertype: hv },
+        SchemaChange::CreateServertype {
+            servertype: st("rack_unit", IpAddrType::Null, &["rack"]),
+        },
+    ]
+}
+
+fn refusal_message(result: Result<i64, StoreError>) -> String {
+    match result {
+        Err(StoreError::Validation(v)) => v.message,
+        Err(StoreError::NotFound(m)) => m,
+        other => panic!("expected a refused batch, got {other:?}"),
+    }
+}
+
+pub fn schema_batch_refused_at_its_last_change_changes_nothing(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let before = everything(&*store);
+    let history = store.schema_history(usize::MAX).expect("schema history");
+    let commits = store.recent_commits(100).expect("recent commits");
+    let unchanged = |what: &str| {
+        assert!(
+            everything(&*store) == before,
+            "{what}: schema or objects changed"
+        );
+        assert_eq!(
+            store.schema_history(usize::MAX).expect("schema history"),
+            history,
+            "{what}: schema history changed"
+        );
+        assert_eq!(store.recent_commits(100).expect("recent commits"), commits);
+    };
+
+    // The first three changes are valid (the third needs the first), the
+    // fourth is not: os is used by vm.
+    let mut batch = rack_batch(&*store);
+    batch.push(SchemaChange::DeleteAttribute {
+        attribute_id: "os".into(),
+    });
+    let result = store.change_schema(&batch, "alice");
+    assert!(
+        matches!(result, Err(StoreError::Validation(_))),
+        "{result:?}"
+    );
+    let message = refusal_message(result);
+    assert!(
+        message.starts_with("schema change 4 of 4 (delete_attribute os): ")
+            && message.contains("vm")
+            && message.ends_with("nothing was applied"),
+        "{message}"
+    );
+    unchanged("refused at its last change");
+    assert_eq!(query_text(&*store, "tags=kvm"), ["hv1.example.com"]);
+    assert!(!store.schema().unwrap().attributes.contains_key("rack"));
+
+    // Each change checked against the schema the ones before it make:
+    // the second delete finds nothing left to delete.
+    let spare = || SchemaChange::DeleteAttribute {
+        attribute_id: "spare".into(),
+    };
+    let batch = [
+        SchemaChange::CreateAttribute {
+            attribute: attr("spare", AttributeType::Number),
+        },
+        spare(),
+        spare(),
+    ];
+    let result = store.change_schema(&batch, "alice");
+    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    let message = refusal_message(result);
+    assert!(
+        message.starts_with("schema change 3 of 3 (delete_attribute spare): "),
+        "{message}"
+    );
+    unchanged("refused at a change that an earlier one made wrong");
+
+    // ... and never against the ones after it.
+    let mut batch = rack_batch(&*store);
+    batch.rotate_left(2);
+    let message = refusal_message(store.change_schema(&batch, "alice"));
+    assert!(
+        message.starts_with("schema change 1 of 3 (create_servertype rack_unit): ")
+            && message.contains("rack"),
+        "{message}"
+    );
+    unchanged("refused at its first change");
+
+    assert!(matches!(
+        store.change_schema(&[], "alice"),
+        Err(StoreError::Validation(_))
+    ));
+    unchanged("empty batch");
+
+    // The store is unharmed: the valid part of the batch applies.
+    store
+        .change_schema(&rack_batch(&*store), "alice")
+        .expect("the valid changes alone");
+    assert!(query_text(&*store, "tags=kvm").is_empty());
+}
+
+pub fn schema_batch_applies_whole_and_is_recorded(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let before = store.schema_history(usize::MAX).expect("schema history");
+    assert!(
+        before.len() > 1
+            && before
+                .iter()
+                .all(|r| r.author == "fixture" && r.changes.len() == 1),
+        "the fixture's single changes are recorded: {before:?}"
+    );
+    assert!(
+        before
+            .windows(2)
+            .all(|w| w[0].schema_change_id > w[1].schema_change_id),
+        "newest first"
+    );
+    let commits = store.recent_commits(100).expect("recent commits");
+
+    let mut batch = rack_batch(&*store);
+    let mut legacy = attr("legacy", AttributeType::Number);
+    batch.push(SchemaChange::CreateAttribute {
+        attribute: legacy.clone(),
+    });
+    legacy.attribute_type = AttributeType::String;
+    batch.push(SchemaChange::UpdateAttribute { attribute: legacy });
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let id = store
+        .change_schema(&batch, "alice (key laptop)")
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let schema = store.schema().unwrap();
+    let hv = &schema.servertypes["hypervisor"];
+    assert!(hv.attribute("rack").is_some() && hv.attribute("tags").is_none());
+    assert_eq!(
+        schema.servertypes["rack_unit"].attributes[0].attribute_id,
+        "rack"
+    );
+    assert_eq!(
+        schema.attributes["legacy"].attribute_type,
+        AttributeType::String
+    );
+    assert_eq!(get(&*store, "hv1.example.com").get("tags"), None);
+    assert!(query_text(&*store, "tags=kvm").is_empty());
+    commit_created(
+        &*store,
+        vec![obj(
+            serde_json::json!({"hostname": "ru1", "servertype": "rack_unit", "rack": "A1"}),
+        )],
+    );
+    assert_eq!(query_text(&*store, "rack=A1"), ["ru1"]);
+
+    let history = store.schema_history(usize::MAX).expect("schema history");
+    assert_eq!(history.len(), before.len() + 1, "one record per batch");
+    let record = &history[0];
+    assert_eq!(record.schema_change_id, id);
+    assert!(id > before[0].schema_change_id);
+    assert_eq!(record.author, "alice (key laptop)");
+    assert_eq!(record.changes, batch);
+    assert!(
+        (started - 1..=started + 60).contains(&record.time.0.unix),
+        "recorded at {}, started at {started}",
+        record.time.0.unix
+    );
+    assert_eq!(&history[1..], &before[..]);
+    assert_eq!(
+        store.schema_history(1).unwrap(),
+        std::slice::from_ref(record)
+    );
+    // Schema changes are not object commits.
+    let after = store.recent_commits(100).expect("recent commits");
+    assert_eq!(after.len(), commits.len() + 1, "only ru1's commit is new");
+    assert_eq!(&after[1..], &commits[..]);
 }

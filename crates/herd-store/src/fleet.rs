@@ -131,11 +131,9 @@ pub fn load(
     batch: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<usize, FleetError> {
-    for change in schema_changes(&read(&dir.join("schema.json"))?)
-        .map_err(|m| parse_error(&dir.join("schema.json"), 1, m))?
-    {
-        store.change_schema(&change)?;
-    }
+    let changes = schema_changes(&read(&dir.join("schema.json"))?)
+        .map_err(|m| parse_error(&dir.join("schema.json"), 1, m))?;
+    store.change_schema(&changes, "fleet loader")?;
     let mut loaded = 0;
     for file in ["hypervisors.jsonl", "vms.jsonl"] {
         let path = dir.join(file);

@@ -19,8 +19,14 @@
 //!   so they never conflict. Validation failures name the
 //!   object, the attribute and the rule. A successful commit returns its id
 //!   and appears in history with author, time and per-object diffs.
-//! - Schema changes go through [`Store::change_schema`]; they are recorded
-//!   in no object's history but are validated against existing objects.
+//! - [`Store::change_schema`] applies a batch of schema changes in one
+//!   transaction, or nothing. Each change is validated against the schema
+//!   the changes before it produce and against the objects that exist; the
+//!   first refusal fails the whole batch and names the change
+//!   ([`refused_schema_change`]: "schema change 3 of 5 (delete_attribute
+//!   os): ..."). A successful batch returns its id and appears in
+//!   [`Store::schema_history`] with author, time and every change, as
+//!   given; it appears in no object's history.
 //! - [`Store::query_json`] returns exactly the bytes `serde_json::to_vec`
 //!   makes of [`Store::query`]'s answer; engines may write them directly.
 //! - The trait is synchronous; callers in async code use `spawn_blocking`,
@@ -38,7 +44,10 @@ pub mod auth;
 pub mod conformance;
 pub mod fleet;
 
-use herd_model::{CommitId, CommitRecord, Object, ObjectId, Query, Schema, SchemaChange};
+use herd_model::{
+    CommitId, CommitRecord, DatetimeJson, Object, ObjectId, Query, Schema, SchemaChange,
+};
+use serde::{Deserialize, Serialize};
 
 pub use herd_model::Commit;
 
@@ -85,8 +94,93 @@ pub trait Store: Send + Sync + 'static {
     /// The latest commits, newest first, at most `limit`.
     fn recent_commits(&self, limit: usize) -> Result<Vec<CommitRecord>, StoreError>;
 
-    /// Creates, alters or deletes servertypes and attributes.
-    fn change_schema(&self, change: &SchemaChange) -> Result<(), StoreError>;
+    /// Creates, alters or deletes servertypes and attributes: every change
+    /// of the batch, in order, in one transaction, or none. `author` is
+    /// recorded in the schema history as given. An empty batch is refused.
+    /// A refused change fails the batch with its error passed through
+    /// [`refused_schema_change`], so the message names the change.
+    fn change_schema(
+        &self,
+        changes: &[SchemaChange],
+        author: &str,
+    ) -> Result<SchemaChangeId, StoreError>;
+
+    /// The latest schema change batches, newest first, at most `limit`.
+    fn schema_history(&self, limit: usize) -> Result<Vec<SchemaRecord>, StoreError>;
+}
+
+/// The id of one applied batch of schema changes; ids grow with time.
+pub type SchemaChangeId = i64;
+
+/// One applied batch of schema changes, as history keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaRecord {
+    pub schema_change_id: SchemaChangeId,
+    pub author: String,
+    pub time: DatetimeJson,
+    /// Every change of the batch, in the order applied.
+    pub changes: Vec<SchemaChange>,
+}
+
+/// Refuses an empty batch of schema changes.
+pub fn empty_schema_batch() -> StoreError {
+    StoreError::invalid(
+        "schema",
+        "the batch holds no schema changes; send at least one",
+    )
+}
+
+/// `err`, the refusal of change `index` (from 0) of `changes`, naming the
+/// change: "schema change 3 of 5 (delete_attribute os): <why>; nothing was
+/// applied". Internal errors stay as they are (their text is not shown).
+pub fn refused_schema_change(
+    index: usize,
+    changes: &[SchemaChange],
+    err: StoreError,
+) -> StoreError {
+    let context = format!(
+        "schema change {} of {} ({})",
+        index + 1,
+        changes.len(),
+        changes
+            .get(index)
+            .map(describe_schema_change)
+            .unwrap_or_default()
+    );
+    const TAIL: &str = "; nothing was applied";
+    match err {
+        StoreError::Validation(mut v) => {
+            v.message = format!("{context}: {}{TAIL}", v.message);
+            StoreError::Validation(v)
+        }
+        StoreError::NotFound(m) => StoreError::NotFound(format!("{context}: {m}{TAIL}")),
+        StoreError::Conflict(m) => StoreError::Conflict(format!("{context}: {m}")),
+        internal @ StoreError::Internal(_) => internal,
+    }
+}
+
+/// `"delete_attribute os"`: a change's action and the id it concerns.
+pub fn describe_schema_change(change: &SchemaChange) -> String {
+    match change {
+        SchemaChange::CreateAttribute { attribute } => {
+            format!("create_attribute {}", attribute.attribute_id)
+        }
+        SchemaChange::UpdateAttribute { attribute } => {
+            format!("update_attribute {}", attribute.attribute_id)
+        }
+        SchemaChange::DeleteAttribute { attribute_id } => {
+            format!("delete_attribute {attribute_id}")
+        }
+        SchemaChange::CreateServertype { servertype } => {
+            format!("create_servertype {}", servertype.servertype_id)
+        }
+        SchemaChange::UpdateServertype { servertype } => {
+            format!("update_servertype {}", servertype.servertype_id)
+        }
+        SchemaChange::DeleteServertype { servertype_id } => {
+            format!("delete_servertype {servertype_id}")
+        }
+    }
 }
 
 /// Why a store operation failed.

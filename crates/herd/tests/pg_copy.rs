@@ -43,7 +43,11 @@ fn object(fields: &[(&str, Value)]) -> Object {
 /// deleted object, several commits and a user with a key and a token.
 fn sqlite_installation(path: &std::path::Path) {
     let store = herd_store_sqlite::SqliteStore::open(path).expect("open sqlite");
-    let schema = |c: SchemaChange| store.change_schema(&c).unwrap_or_else(|e| panic!("{e}"));
+    let schema = |c: SchemaChange| {
+        store
+            .change_schema(&[c], "test")
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
     schema(SchemaChange::CreateAttribute {
         attribute: Attribute::new("num_cpu", AttributeType::Number),
     });

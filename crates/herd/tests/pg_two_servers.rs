@@ -33,15 +33,18 @@ fn database() -> String {
     let cluster = TempPostgres::shared().unwrap_or_else(|e| panic!("{e}"));
     let url = cluster.fresh_database().unwrap_or_else(|e| panic!("{e}"));
     let store = PgStore::open(&url, &PgOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    store
-        .change_schema(&SchemaChange::CreateAttribute {
-            attribute: Attribute::new("memory", AttributeType::Number),
-        })
-        .unwrap();
     let mut vm = Servertype::new("vm", IpAddrType::Null);
     vm.attributes.push(ServertypeAttribute::new("memory"));
     store
-        .change_schema(&SchemaChange::CreateServertype { servertype: vm })
+        .change_schema(
+            &[
+                SchemaChange::CreateAttribute {
+                    attribute: Attribute::new("memory", AttributeType::Number),
+                },
+                SchemaChange::CreateServertype { servertype: vm },
+            ],
+            "test",
+        )
         .unwrap();
     let mut o = Object::default();
     o.fields.insert("hostname".into(), "vm1".into());

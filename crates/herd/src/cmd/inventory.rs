@@ -688,9 +688,9 @@ pub enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Apply schema changes from a JSON file: a list of changes, or
-    /// `{"changes": [...]}`; each `{"action": "create_attribute",
-    /// "attribute": {...}}` and so on (see docs/api.md).
+    /// Apply schema changes from a JSON file, all of them or none: a list
+    /// of changes, or `{"changes": [...]}`; each `{"action":
+    /// "create_attribute", "attribute": {...}}` and so on (see docs/api.md).
     Apply {
         /// The file (`-` for stdin).
         file: PathBuf,
@@ -821,10 +821,13 @@ fn schema_apply(global: &Global, file: &PathBuf, dry_run: bool) -> anyhow::Resul
         );
         return Ok(ExitCode::SUCCESS);
     }
-    client(global)?
+    let id = client(global)?
         .change_schema(&changes)
         .map_err(client_error)?;
-    println!("applied {} schema changes", changes.len());
+    println!(
+        "applied {} schema changes as schema change {id}",
+        changes.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
