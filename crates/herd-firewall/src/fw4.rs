@@ -4,10 +4,19 @@
 //! This follows firewall4's `fw4.uc` (option parsing, zone match rules,
 //! family inference, rule chain selection) and its `ruleset.uc` templates, so
 //! that printing the result is byte-identical to `fw4 print` on the same
-//! configuration. Supported: defaults, zones, rules, forwardings, policies,
-//! masquerading, MSS clamping, reject handling. Not rendered (reported as
-//! warnings): redirects, NAT sections, ipsets, includes, CT helpers, flow
-//! offloading.
+//! configuration. Supported: defaults, zones (with log limits and CT
+//! helpers), rules, forwardings, policies, masquerading, MSS clamping, reject
+//! handling, redirects (DNAT, SNAT, reflection) and `nat` sections (in
+//! [`nat`]), ipsets (in [`ipset`]), nftables includes. Not rendered: flow
+//! offloading and script includes (they print nothing).
+
+mod helper;
+pub mod ipset;
+pub mod nat;
+
+pub use helper::{parse_helpers, Helper};
+pub use ipset::{IpSet, SetMatch};
+pub use nat::RedirectError;
 
 use crate::config::{Package, Section, Value};
 use crate::nft::{
@@ -31,6 +40,11 @@ pub struct Environment {
     pub networks: BTreeMap<String, Network>,
     /// Devices whose `/sys/class/net/DEV/flags` has IFF_LOOPBACK (`lo` always).
     pub loopback_devices: BTreeSet<String>,
+    /// The CT helpers fw4 reads from `/usr/share/firewall4/helpers` (see
+    /// [`parse_helpers`]); empty when unknown.
+    pub helpers: Vec<Helper>,
+    /// Files on the router fw4 may read, by path (ipset `loadfile`s).
+    pub files: BTreeMap<String, String>,
 }
 
 impl Environment {
@@ -91,6 +105,15 @@ pub struct Fw4 {
     pub defaults: Defaults,
     pub zones: Vec<Zone>,
     pub rules: Vec<RuleSpec>,
+    /// Redirects and `nat` rules in their NAT chains (`dstnat_ZONE`,
+    /// `srcnat_ZONE`, `srcnat`), rendered with fw4's `redirect.uc`.
+    pub redirects: Vec<RuleSpec>,
+    pub ipsets: Vec<IpSet>,
+    /// Available CT helpers (the `ct helper` definitions).
+    pub helpers: Vec<Helper>,
+    /// Redirect and `nat` sections fw4 skips or reads other than written,
+    /// named by section and option (fw4 only warns; `check` refuses them).
+    pub redirect_errors: Vec<RedirectError>,
     /// nftables includes (`config include` with `type nftables`).
     pub includes: Vec<Include>,
     /// fw4's `[!] ...` messages.
@@ -110,6 +133,8 @@ pub enum Target {
     Dnat,
     Snat,
     Masquerade,
+    /// A DNAT without rewrite address: `redirect` to the router itself.
+    Redirect,
 }
 
 impl Target {
@@ -125,6 +150,7 @@ impl Target {
             Target::Dnat => "dnat",
             Target::Snat => "snat",
             Target::Masquerade => "masquerade",
+            Target::Redirect => "redirect",
         }
     }
 }
@@ -253,7 +279,11 @@ pub struct Zone {
     pub masq_allow_invalid: bool,
     pub mtu_fix: bool,
     pub log: i64,
+    /// `log_limit`: logging goes through the named limit `NAME.log_limit`.
+    pub log_limit: Option<Limit>,
     pub counter: bool,
+    /// CT helpers named by the zone's `helper` option.
+    pub helpers: Vec<Helper>,
     pub match_rules: Vec<ZoneMatch>,
     pub masq4_src: Vec<Group>,
     pub masq4_dest: Vec<Group>,
@@ -338,8 +368,17 @@ pub struct RuleSpec {
     pub log_limit: Option<Limit>,
     pub target: Option<Target>,
     pub jump_chain: Option<String>,
-    /// Options herd does not render (time, weekdays, helpers, ipsets).
-    pub unsupported: Vec<String>,
+    /// `ct helper [!=] "NAME"` (invert, helper name).
+    pub helper: Option<(bool, String)>,
+    /// `ct helper set "NAME"` (target helper).
+    pub set_helper: Option<String>,
+    /// `FIELDS [!=] @SET`.
+    pub ipset: Option<SetMatch>,
+    /// Redirects and NAT: the rewrite address and port.
+    pub raddr: Option<Addr>,
+    pub rport: Option<PortRange>,
+    /// `nat` sections: `oifname "DEVICE"`.
+    pub nat_device: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,7 +427,12 @@ impl RuleSpec {
             log_limit: None,
             target: None,
             jump_chain: None,
-            unsupported: Vec::new(),
+            helper: None,
+            set_helper: None,
+            ipset: None,
+            raddr: None,
+            rport: None,
+            nat_device: None,
         }
     }
 }
@@ -412,6 +456,9 @@ pub fn load(firewall: &Package, env: &Environment) -> Fw4 {
         warnings: Vec::new(),
         zones: Vec::new(),
         rules: Vec::new(),
+        redirects: Vec::new(),
+        ipsets: Vec::new(),
+        redirect_errors: Vec::new(),
         defaults: None,
     };
     for s in firewall.of_kind("defaults") {
@@ -423,13 +470,8 @@ pub fn load(firewall: &Package, env: &Environment) -> Fw4 {
     for s in firewall.of_kind("include") {
         fw.parse_include(s);
     }
-    for kind in ["ipset", "redirect", "nat"] {
-        for s in firewall.of_kind(kind) {
-            let id = firewall.section_id(s);
-            fw.warnings.push(format!(
-                "Section {id} ({kind}) is not rendered by herd: {kind} sections are outside herd's fw4 subset"
-            ));
-        }
+    for s in firewall.of_kind("ipset") {
+        fw.parse_ipset(s);
     }
     for s in firewall.of_kind("zone") {
         fw.parse_zone(s);
@@ -440,11 +482,26 @@ pub fn load(firewall: &Package, env: &Environment) -> Fw4 {
     for s in firewall.of_kind("forwarding") {
         fw.parse_forwarding(s);
     }
+    for s in firewall.of_kind("redirect") {
+        fw.parse_redirect(s);
+    }
+    for s in firewall.of_kind("nat") {
+        fw.parse_nat(s);
+    }
     Fw4 {
         includes: fw.includes,
         defaults: fw.defaults.unwrap_or_else(default_defaults),
         zones: fw.zones,
         rules: fw.rules,
+        redirects: fw.redirects,
+        ipsets: fw.ipsets,
+        helpers: env
+            .helpers
+            .iter()
+            .filter(|h| h.available)
+            .cloned()
+            .collect(),
+        redirect_errors: fw.redirect_errors,
         warnings: fw.warnings,
         loopback_devices: env.loopback_devices.clone(),
     }
@@ -476,6 +533,9 @@ struct Loader<'a> {
     warnings: Vec<String>,
     zones: Vec<Zone>,
     rules: Vec<RuleSpec>,
+    redirects: Vec<RuleSpec>,
+    ipsets: Vec<IpSet>,
+    redirect_errors: Vec<RedirectError>,
     defaults: Option<Defaults>,
 }
 
@@ -515,8 +575,14 @@ impl Loader<'_> {
         parse: impl Fn(&str) -> Option<T>,
     ) -> Parsed<T> {
         let val = match s.get(key) {
-            Some(Value::List(_)) => {
+            Some(Value::List(l)) => {
                 self.warn_section(s, &format!("option '{key}' must not be a list"));
+                self.note_invalid(
+                    s,
+                    key,
+                    &l.join(" "),
+                    "give a single value (option, not list)",
+                );
                 return Err(Invalid);
             }
             Some(Value::Single(v)) => v.clone(),
@@ -532,6 +598,7 @@ impl Loader<'_> {
                     s,
                     &format!("option '{key}' specifies invalid value '{val}'"),
                 );
+                self.note_invalid(s, key, &val, nat::hint(key));
                 Err(Invalid)
             }
         }
@@ -557,6 +624,7 @@ impl Loader<'_> {
                 Some(items) => out.extend(items),
                 None => {
                     self.warn_section(s, &format!("option '{key}' specifies invalid value '{v}'"));
+                    self.note_invalid(s, key, &v, nat::hint(key));
                     return Err(Invalid);
                 }
             }
@@ -756,11 +824,14 @@ impl Loader<'_> {
         let masq6 = self.opt(s, "masq6", None, parse_bool)?.unwrap_or(false);
         let mtu_fix = self.opt(s, "mtu_fix", None, parse_bool)?.unwrap_or(false);
         let log = self.opt(s, "log", None, parse_int)?.unwrap_or(0);
-        let _log_limit = self.opt(s, "log_limit", None, parse_limit)?;
+        let log_limit = self.opt(s, "log_limit", None, parse_limit)?;
         let mut auto_helper = self
             .opt(s, "auto_helper", Some("1"), parse_bool)?
             .unwrap_or(true);
-        let helpers = s.values("helper");
+        let env_helpers = self.env.helpers.clone();
+        let helpers = self.list(s, "helper", None, |v| {
+            helper::parse_cthelper(v, &env_helpers).map(|(_, h)| vec![h])
+        })?;
         let counter = self
             .opt(s, "counter", Some("1"), parse_bool)?
             .unwrap_or(true);
@@ -793,12 +864,13 @@ impl Loader<'_> {
                 "counter",
             ],
         );
-        if !helpers.is_empty() {
-            self.warn_section(s, "uses CT helpers, which herd does not render");
-        }
         if !enabled {
             self.warn_section(s, "is disabled, ignoring section");
             return Ok(None);
+        }
+        for h in helpers.iter().filter(|h| !h.available) {
+            let msg = format!("uses unavailable ct helper '{}'", h.name);
+            self.warn_section(s, &msg);
         }
         if !self.defaults().auto_helper {
             auto_helper = false;
@@ -934,6 +1006,18 @@ impl Loader<'_> {
         }
         if (auto_helper && !(masq || masq6)) || !helpers.is_empty() {
             dflags.insert("helper");
+            let assigned = if helpers.is_empty() {
+                self.env.helpers.clone()
+            } else {
+                helpers.clone()
+            };
+            let index = self.zones.len();
+            for h in assigned.iter().filter(|h| h.available) {
+                for proto in &h.protos {
+                    self.rules
+                        .push(helper::assignment_rule(h, proto, &name, index));
+                }
+            }
         }
         let zone = Zone {
             name,
@@ -946,7 +1030,9 @@ impl Loader<'_> {
             masq_allow_invalid,
             mtu_fix,
             log,
+            log_limit,
             counter,
+            helpers,
             match_rules,
             masq4_src: group_by_masking(&masq_src.0),
             masq4_dest: group_by_masking(&masq_dest.0),
@@ -1059,18 +1145,12 @@ impl Loader<'_> {
     }
 
     fn required_zone(&mut self, s: &Section, key: &str) -> Result<ZoneRef, Invalid> {
-        match self.opt(s, key, None, |v| Some(v.to_string()))? {
+        match self.opt_zone(s, key)? {
+            Some(r) => Ok(r),
             None => {
                 self.warn_section(s, &format!("option '{key}' is mandatory but not set"));
                 Err(Invalid)
             }
-            Some(v) => match self.zone_ref(&v) {
-                Some(r) => Ok(r),
-                None => {
-                    self.warn_section(s, &format!("option '{key}' specifies invalid value '{v}'"));
-                    Err(Invalid)
-                }
-            },
         }
     }
 
@@ -1081,6 +1161,7 @@ impl Loader<'_> {
                 Some(r) => Ok(Some(r)),
                 None => {
                     self.warn_section(s, &format!("option '{key}' specifies invalid value '{v}'"));
+                    self.note_unknown_zone(s, key, &v);
                     Err(Invalid)
                 }
             },
@@ -1117,7 +1198,7 @@ impl Loader<'_> {
             "out" | "egress" => Some(true),
             _ => None,
         })?;
-        let protos = self.list(s, "proto", Some("tcpudp"), parse_protocol)?;
+        let mut protos = self.list(s, "proto", Some("tcpudp"), parse_protocol)?;
         let env_nets = self.env.networks.clone();
         let net = |v: &str| {
             let (invert, v) = parse_invert(v)?;
@@ -1142,16 +1223,22 @@ impl Loader<'_> {
         let log = self.opt(s, "log", None, |v| Some(v.to_string()))?;
         let log_limit = self.opt(s, "log_limit", None, parse_limit)?;
         let target = self.opt(s, "target", None, parse_target)?;
-        let mut unsupported = Vec::new();
         let start_date = self.opt(s, "start_date", None, parse_date)?;
         let stop_date = self.opt(s, "stop_date", None, parse_date)?;
         let start_time = self.opt(s, "start_time", None, parse_time)?;
         let stop_time = self.opt(s, "stop_time", None, parse_time)?;
         let weekdays = self.opt(s, "weekdays", None, parse_weekdays)?;
-        for key in ["ipset", "helper", "set_helper"] {
-            if s.get(key).is_some() {
-                unsupported.push(key.to_string());
-            }
+        let set_match = self.opt(s, "ipset", None, ipset::parse_setmatch)?;
+        let env_helpers = self.env.helpers.clone();
+        let helper = self.opt(s, "helper", None, |v| {
+            helper::parse_cthelper(v, &env_helpers)
+        })?;
+        let set_helper = self.opt(s, "set_helper", None, |v| {
+            helper::parse_cthelper(v, &env_helpers)
+        })?;
+        if matches!(set_helper, Some((true, _))) {
+            self.warn_section(s, "option 'set_helper' must not be negated");
+            return Err(Invalid);
         }
         self.warn_unknown(
             s,
@@ -1223,20 +1310,12 @@ impl Loader<'_> {
             );
             return Ok(());
         }
-        if target == Some(Target::Helper) {
+        if target == Some(Target::Helper) && set_helper.is_none() {
             self.warn_section(s, "must specify option 'set_helper' for target 'helper'");
             return Ok(());
         }
         if matches!(device, Some((false, None))) {
             self.warn_section(s, "must not specify '*' as device");
-            return Ok(());
-        }
-        if !unsupported.is_empty() {
-            let msg = format!(
-                "uses {} which herd does not render, skipping",
-                unsupported.join(", ")
-            );
-            self.warn_section(s, &msg);
             return Ok(());
         }
         let log = match log.as_deref().map(parse_bool) {
@@ -1252,6 +1331,14 @@ impl Loader<'_> {
             }),
             None => set_xmark,
         };
+        let ipset = match &set_match {
+            None => None,
+            Some(m) => match self.lookup_set(s, m, &mut protos) {
+                Some(set) => Some((set, m.clone())),
+                None => return Ok(()),
+            },
+        };
+        let helper_family = |h: &Option<(bool, Helper)>| h.as_ref().map(|(_, h)| h.family);
 
         for proto in &protos {
             let mut family = family;
@@ -1290,10 +1377,13 @@ impl Loader<'_> {
             let fam = infer_family(
                 family,
                 &[
+                    (ipset.as_ref().map(|s| s.0.family), "set match"),
                     (sip.2, "source IP"),
                     (dip.2, "destination IP"),
                     (zf(src_zone), "source zone"),
                     (zf(dest_zone), "destination zone"),
+                    (helper_family(&helper), "helper match"),
+                    (helper_family(&set_helper), "helper to set"),
                 ],
             );
             let fam = match fam {
@@ -1337,6 +1427,9 @@ impl Loader<'_> {
                 set_dscp,
                 target,
                 src_mac: src_mac.clone(),
+                helper: helper.as_ref().map(|(inv, h)| (*inv, h.name.clone())),
+                set_helper: set_helper.as_ref().map(|(_, h)| h.name.clone()),
+                ipset: ipset.clone(),
                 time: TimeMatch {
                     start_date: start_date.clone(),
                     stop_date: stop_date.clone(),
@@ -1518,6 +1611,25 @@ impl Loader<'_> {
         r.log = b.log.clone();
         r.log_limit = b.log_limit.clone();
         r.target = b.target;
+        r.helper = b.helper.clone();
+        r.set_helper = b.set_helper.clone();
+        if let Some((set, m)) = &b.ipset {
+            match ipset::map_setmatch(set, m, &proto.name) {
+                Err(()) => {
+                    self.warnings.push(format!(
+                        "Section {} destination MAC address matching not supported",
+                        b.name
+                    ));
+                    return;
+                }
+                Ok(fields) => {
+                    r.ipset = Some(SetMatch {
+                        fields,
+                        ..m.clone()
+                    })
+                }
+            }
+        }
 
         let src_zone = match r.src {
             Some(ZoneRef::Zone(i)) => Some(i),
@@ -1621,6 +1733,9 @@ struct RuleBase<'a> {
     set_dscp: Option<(u8, bool)>,
     target: Option<Target>,
     src_mac: Vec<(bool, String)>,
+    helper: Option<(bool, String)>,
+    set_helper: Option<String>,
+    ipset: Option<(IpSet, SetMatch)>,
     time: TimeMatch,
 }
 
@@ -2279,6 +2394,8 @@ impl Fw4 {
         rs.text("table inet fw4\nflush table inet fw4\n");
         rs.text(self.includes_text("ruleset-pre", ""));
         rs.text("\ntable inet fw4 {\n");
+        rs.text(helper::definitions_text(&self.helpers));
+        rs.text(ipset::definitions_text(&self.ipsets));
         rs.text("\t#\n\t# Defines\n\t#\n\n");
         for z in &self.zones {
             let n = if z.name.starts_with(|c: char| c.is_ascii_digit()) {
@@ -2292,6 +2409,7 @@ impl Fw4 {
                 set(&z.match_subnets, true)
             ));
         }
+        rs.text(self.limits_text());
         rs.text("\n\t#\n\t# User includes\n\t#\n\n\tinclude \"/etc/nftables.d/*.nft\"\n");
         rs.text(self.includes_text("table-pre", "\t"));
         rs.text("\n\n\t#\n\t# Filter rules\n\t#\n\n");
@@ -2340,7 +2458,7 @@ impl Fw4 {
                 ..Rule::default()
             });
         }
-        self.push_rules(&mut input, "input");
+        self.push_rules(&mut input, "input", LogZone::RuleDest);
         for z in &self.zones {
             for m in &z.match_rules {
                 input.rule(zone_jump(z, m, "input"));
@@ -2364,7 +2482,7 @@ impl Fw4 {
         forward.lines.push(Line::Blank);
         self.chain_includes(&mut forward, "chain-pre");
         forward.rule(ct_vmap("forwarded"));
-        self.push_rules(&mut forward, "forward");
+        self.push_rules(&mut forward, "forward", LogZone::RuleDest);
         for z in &self.zones {
             for m in &z.match_rules {
                 forward.rule(zone_jump(z, m, "forward"));
@@ -2398,7 +2516,7 @@ impl Fw4 {
         output.lines.push(Line::Blank);
         self.chain_includes(&mut output, "chain-pre");
         output.rule(ct_vmap("outbound"));
-        self.push_rules(&mut output, "output");
+        self.push_rules(&mut output, "output", LogZone::RuleDest);
         for z in &self.zones {
             for m in &z.match_rules {
                 if z.dflags.contains("helper") {
@@ -2497,25 +2615,50 @@ impl Fw4 {
             rs.text("\n");
         }
 
-        for z in &self.zones {
+        for (zi, z) in self.zones.iter().enumerate() {
+            let own = LogZone::Of(zi);
             let mut c = Chain::new(format!("input_{}", z.name));
-            self.push_own_rules(&mut c);
+            self.push_own_rules(&mut c, own);
+            if z.dflags.contains("dnat") {
+                c.rule(ct_status_dnat("Accept port redirections"));
+            }
             c.rule(jump(&format!("{}_from_{}", z.input.as_str(), z.name)));
             rs.chain(c);
             rs.text("\n");
             let mut c = Chain::new(format!("output_{}", z.name));
-            self.push_own_rules(&mut c);
+            self.push_own_rules(&mut c, own);
             c.rule(jump(&format!("{}_to_{}", z.output.as_str(), z.name)));
             rs.chain(c);
             rs.text("\n");
             let mut c = Chain::new(format!("forward_{}", z.name));
-            self.push_own_rules(&mut c);
+            self.push_own_rules(&mut c, own);
+            if z.dflags.contains("dnat") {
+                c.rule(ct_status_dnat("Accept port forwards"));
+            }
             c.rule(jump(&format!("{}_to_{}", z.forward.as_str(), z.name)));
+            if d.forward != Pol::Accept && (z.log & 1) != 0 {
+                let policy = match d.forward {
+                    Pol::Reject => "reject",
+                    _ => "drop",
+                };
+                let mut matches = Vec::new();
+                if z.log_limit.is_some() {
+                    matches.push(Match::Limit(format!("limit name \"{}.log_limit\"", z.name)));
+                }
+                c.rule(Rule {
+                    matches,
+                    stmts: vec![Stmt::Text(format!(
+                        "log prefix \"{policy} {} forward: \"",
+                        z.name
+                    ))],
+                    ..Rule::default()
+                });
+            }
             rs.chain(c);
             rs.text("\n");
             if z.dflags.contains("helper") {
                 let mut c = Chain::new(format!("helper_{}", z.name));
-                self.push_own_rules(&mut c);
+                self.push_own_rules(&mut c, own);
                 rs.chain(c);
                 rs.text("\n");
             }
@@ -2523,7 +2666,9 @@ impl Fw4 {
                 if z.sflags.contains(verdict) {
                     let mut c = Chain::new(format!("{verdict}_from_{}", z.name));
                     for m in &z.match_rules {
-                        c.rule(zone_verdict(z, m, false, verdict));
+                        for r in zone_verdict(z, m, false, verdict) {
+                            c.rule(r);
+                        }
                     }
                     rs.chain(c);
                     rs.text("\n");
@@ -2532,9 +2677,13 @@ impl Fw4 {
                     let mut c = Chain::new(format!("{verdict}_to_{}", z.name));
                     for m in &z.match_rules {
                         if verdict == "accept" && (z.masq || z.masq6) && !z.masq_allow_invalid {
-                            c.rule(zone_drop_invalid(z, m));
+                            for r in zone_drop_invalid(z, m) {
+                                c.rule(r);
+                            }
                         }
-                        c.rule(zone_verdict(z, m, true, verdict));
+                        for r in zone_verdict(z, m, true, verdict) {
+                            c.rule(r);
+                        }
                     }
                     rs.chain(c);
                     rs.text("\n");
@@ -2543,10 +2692,16 @@ impl Fw4 {
         }
 
         rs.text("\n\t#\n\t# NAT rules\n\t#\n\n");
-        let dstnat = base_chain("dstnat", "nat", Hook::Prerouting, "dstnat", Policy::Accept);
+        let mut dstnat = base_chain("dstnat", "nat", Hook::Prerouting, "dstnat", Policy::Accept);
+        for z in self.zones.iter().filter(|z| z.dflags.contains("dnat")) {
+            for m in &z.match_rules {
+                dstnat.rule(zone_jump(z, m, "dstnat"));
+            }
+        }
         rs.chain(dstnat);
         rs.text("\n");
         let mut srcnat = base_chain("srcnat", "nat", Hook::Postrouting, "srcnat", Policy::Accept);
+        self.push_redirects(&mut srcnat, None);
         for z in &self.zones {
             if z.dflags.contains("snat") {
                 for m in &z.match_rules {
@@ -2557,10 +2712,17 @@ impl Fw4 {
         rs.chain(srcnat);
         rs.text("\n");
         for z in &self.zones {
+            if z.dflags.contains("dnat") {
+                let mut c = Chain::new(format!("dstnat_{}", z.name));
+                self.push_redirects(&mut c, Some(z));
+                rs.chain(c);
+                rs.text("\n");
+            }
             if !z.dflags.contains("snat") {
                 continue;
             }
             let mut c = Chain::new(format!("srcnat_{}", z.name));
+            self.push_redirects(&mut c, Some(z));
             if z.masq {
                 for s in &z.masq4_src {
                     for dst in &z.masq4_dest {
@@ -2620,7 +2782,7 @@ impl Fw4 {
         for z in &self.zones {
             if z.dflags.contains("notrack") {
                 let mut c = Chain::new(format!("notrack_{}", z.name));
-                self.push_own_rules(&mut c);
+                self.push_own_rules(&mut c, LogZone::None);
                 rs.chain(c);
                 rs.text("\n");
             }
@@ -2634,7 +2796,7 @@ impl Fw4 {
             "mangle",
             Policy::Accept,
         );
-        self.push_rules(&mut mpre, "mangle_prerouting");
+        self.push_rules(&mut mpre, "mangle_prerouting", LogZone::None);
         rs.chain(mpre);
         rs.text("\n");
         let mut mpost = base_chain(
@@ -2644,7 +2806,7 @@ impl Fw4 {
             "mangle",
             Policy::Accept,
         );
-        self.push_rules(&mut mpost, "mangle_postrouting");
+        self.push_rules(&mut mpost, "mangle_postrouting", LogZone::None);
         for z in self.zones.iter().filter(|z| z.mtu_fix) {
             for m in &z.match_rules {
                 mpost.rule(zone_mssfix(z, m, true));
@@ -2659,7 +2821,7 @@ impl Fw4 {
             "mangle",
             Policy::Accept,
         );
-        self.push_rules(&mut min, "mangle_input");
+        self.push_rules(&mut min, "mangle_input", LogZone::None);
         rs.chain(min);
         rs.text("\n");
         let mut mout = base_chain(
@@ -2669,7 +2831,7 @@ impl Fw4 {
             "mangle",
             Policy::Accept,
         );
-        self.push_rules(&mut mout, "mangle_output");
+        self.push_rules(&mut mout, "mangle_output", LogZone::None);
         rs.chain(mout);
         rs.text("\n");
         let mut mfwd = base_chain(
@@ -2679,7 +2841,7 @@ impl Fw4 {
             "mangle",
             Policy::Accept,
         );
-        self.push_rules(&mut mfwd, "mangle_forward");
+        self.push_rules(&mut mfwd, "mangle_forward", LogZone::None);
         for z in self.zones.iter().filter(|z| z.mtu_fix) {
             for m in &z.match_rules {
                 mfwd.rule(zone_mssfix(z, m, false));
@@ -2717,17 +2879,63 @@ impl Fw4 {
         }
     }
 
-    fn push_own_rules(&self, chain: &mut Chain) {
+    fn push_own_rules(&self, chain: &mut Chain, zone: LogZone) {
         let name = chain.name.clone();
-        self.push_rules(chain, &name);
+        self.push_rules(chain, &name, zone);
     }
 
-    fn push_rules(&self, chain: &mut Chain, name: &str) {
+    fn push_rules(&self, chain: &mut Chain, name: &str, zone: LogZone) {
         for r in self.zone_rules(name) {
-            for rule in rule_ir(r) {
+            let z = match zone {
+                LogZone::None => None,
+                LogZone::Of(i) => Some(i),
+                LogZone::RuleDest => match r.dest {
+                    Some(ZoneRef::Zone(i)) => Some(i),
+                    _ => None,
+                },
+            };
+            let limit = z
+                .map(|i| &self.zones[i])
+                .filter(|z| z.log_limit.is_some())
+                .map(|z| z.name.as_str());
+            for rule in rule_ir(r, limit) {
                 chain.rule(rule);
             }
         }
+    }
+
+    /// The redirects of a NAT chain, with the chain's zone for log limits.
+    fn push_redirects(&self, chain: &mut Chain, zone: Option<&Zone>) {
+        let limit = zone
+            .filter(|z| z.log_limit.is_some())
+            .map(|z| z.name.as_str());
+        let name = chain.name.clone();
+        for r in self.redirects.iter().filter(|r| r.chain == name) {
+            for rule in nat::redirect_ir(r, limit) {
+                chain.rule(rule);
+            }
+        }
+    }
+
+    /// The `Limits` block: one named limit per zone with `log_limit`.
+    fn limits_text(&self) -> String {
+        let blocks: Vec<String> = self
+            .zones
+            .iter()
+            .filter_map(|z| {
+                let l = z.log_limit.as_ref()?;
+                Some(format!(
+                    "\tlimit {n}.log_limit {{\n\t\tcomment \"{n} log limit\"\n\t\trate {}/{}\n\t}}\n\n",
+                    l.rate,
+                    l.unit,
+                    n = z.name
+                ))
+            })
+            .collect();
+        if blocks.is_empty() {
+            return String::new();
+        }
+        format!("\n\t#\n\t# Limits\n\t#\n\n{}", blocks.concat())
     }
 
     fn filter_loopback_devs(
@@ -2874,23 +3082,29 @@ fn zone_jump(z: &Zone, m: &ZoneMatch, direction: &str) -> Rule {
     }
 }
 
-/// zone-verdict.uc
-fn zone_verdict(z: &Zone, m: &ZoneMatch, egress: bool, verdict: &str) -> Rule {
+/// zone-verdict.uc: with the zone's `log_limit`, logging is a line of its
+/// own before the verdict.
+fn zone_verdict(z: &Zone, m: &ZoneMatch, egress: bool, verdict: &str) -> Vec<Rule> {
     let mut matches = Vec::new();
     if m.family != 0 {
         matches.push(Match::Nfproto(m.family));
     }
     matches.extend(zone_match(m, egress));
+    let log = (verdict != "accept" && (z.log & 1) != 0).then(|| {
+        format!(
+            "log prefix \"{verdict} {} {}: \"",
+            z.name,
+            if egress { "out" } else { "in" }
+        )
+    });
+    let mut lines = Vec::new();
     let mut stmts = Vec::new();
     if z.counter {
         stmts.push(Stmt::Counter);
     }
-    if verdict != "accept" && (z.log & 1) != 0 {
-        stmts.push(Stmt::Text(format!(
-            "log prefix \"{verdict} {} {}: \"",
-            z.name,
-            if egress { "out" } else { "in" }
-        )));
+    match (log, &z.log_limit) {
+        (Some(log), Some(_)) => lines.push(limited_log(z, &matches, log)),
+        (log, _) => stmts.extend(log.map(Stmt::Text)),
     }
     let fam = nfproto_human(m.family);
     let (v, comment) = match verdict {
@@ -2907,38 +3121,73 @@ fn zone_verdict(z: &Zone, m: &ZoneMatch, egress: bool, verdict: &str) -> Rule {
             format!("!fw4: drop {} {fam} traffic", z.name),
         ),
     };
-    Rule {
+    lines.push(Rule {
         matches,
         stmts,
         verdict: Some(v),
         comment: Some(comment),
+    });
+    lines
+}
+
+/// `MATCHES limit name "ZONE.log_limit" log prefix "..."`: the log line of a
+/// zone with `log_limit`.
+fn limited_log(z: &Zone, matches: &[Match], log: String) -> Rule {
+    let mut first = matches.to_vec();
+    first.push(Match::Limit(format!("limit name \"{}.log_limit\"", z.name)));
+    Rule {
+        matches: first,
+        stmts: vec![Stmt::Text(log)],
+        verdict: None,
+        comment: None,
     }
 }
 
+/// `ct status dnat accept`: zones with redirects accept the translated flows.
+fn ct_status_dnat(what: &str) -> Rule {
+    Rule {
+        matches: vec![Match::CtStatus("ct status dnat".into())],
+        verdict: Some(Verdict::Accept),
+        comment: Some(format!("!fw4: {what}")),
+        ..Rule::default()
+    }
+}
+
+/// Which zone's `log_limit` applies to the rules of a chain: none, the
+/// chain's own zone, or (in the base chains) each rule's destination zone.
+#[derive(Debug, Clone, Copy)]
+enum LogZone {
+    None,
+    Of(usize),
+    RuleDest,
+}
+
 /// zone-drop-invalid.uc
-fn zone_drop_invalid(z: &Zone, m: &ZoneMatch) -> Rule {
+fn zone_drop_invalid(z: &Zone, m: &ZoneMatch) -> Vec<Rule> {
     let mut matches = Vec::new();
     if z.masq ^ z.masq6 {
         matches.push(Match::Nfproto(if z.masq { 4 } else { 6 }));
     }
     matches.extend(zone_match(m, true));
     matches.push(Match::CtState("ct state invalid".into()));
+    let log =
+        ((z.log & 1) != 0).then(|| format!("log prefix \"drop {} invalid ct state: \"", z.name));
+    let mut lines = Vec::new();
     let mut stmts = Vec::new();
     if z.counter {
         stmts.push(Stmt::Counter);
     }
-    if (z.log & 1) != 0 {
-        stmts.push(Stmt::Text(format!(
-            "log prefix \"drop {} invalid ct state: \"",
-            z.name
-        )));
+    match (log, &z.log_limit) {
+        (Some(log), Some(_)) => lines.push(limited_log(z, &matches, log)),
+        (log, _) => stmts.extend(log.map(Stmt::Text)),
     }
-    Rule {
+    lines.push(Rule {
         matches,
         stmts,
         verdict: Some(Verdict::Drop),
         comment: Some("!fw4: Prevent NAT leakage".into()),
-    }
+    });
+    lines
 }
 
 /// zone-masq.uc
@@ -3035,8 +3284,9 @@ fn l4proto_text(family: u8, p: &Proto) -> (String, Vec<String>) {
     (p.name.clone(), vec![p.name.clone()])
 }
 
-/// rule.uc: one or two (log limit) rule lines.
-fn rule_ir(r: &RuleSpec) -> Vec<Rule> {
+/// rule.uc: one or two (log limit) rule lines. `zone_limit` names the zone
+/// whose `log_limit` applies to the rule's log statement.
+fn rule_ir(r: &RuleSpec, zone_limit: Option<&str>) -> Vec<Rule> {
     let mut m = Vec::new();
     if r.family != 0 && !r.has_addrs {
         m.push(Match::Nfproto(r.family));
@@ -3061,6 +3311,97 @@ fn rule_ir(r: &RuleSpec) -> Vec<Rule> {
             names: o.clone(),
         });
     }
+    let v6 = r.family == 6;
+    addr_port_matches(r, &mut m);
+    if let Some(s) = &r.smacs_pos {
+        m.push(Match::Opaque(format!("ether saddr {}", set(s, false))));
+    }
+    if let Some(s) = &r.smacs_neg {
+        m.push(Match::Opaque(format!("ether saddr != {}", set(s, false))));
+    }
+    if let Some(t) = &r.icmp_types {
+        let texts: Vec<String> = t.iter().map(u8::to_string).collect();
+        m.push(Match::IcmpType {
+            v6: r.family != 4,
+            text: set(&texts, false),
+            types: t.clone(),
+        });
+    }
+    if let Some(c) = &r.icmp_codes {
+        let texts: Vec<String> = c.iter().map(|(t, c)| format!("{t} . {c}")).collect();
+        m.push(Match::IcmpTypeCode {
+            v6: r.family != 4,
+            text: set(&texts, true),
+            pairs: c.clone(),
+        });
+    }
+    helper_match(r, &mut m);
+    limit_time_mark(r, &mut m);
+    if let Some((dscp, invert)) = r.dscp {
+        m.push(Match::Opaque(format!(
+            "{} dscp{} {}",
+            if v6 { "ip6" } else { "ip" },
+            if invert { " !=" } else { "" },
+            hex(u32::from(dscp))
+        )));
+    }
+    set_match(r, &mut m);
+    let comment = Some(format!("!fw4: {}", r.name));
+    let mut lines = Vec::new();
+    let log = log_lines(r, zone_limit, &m, &mut lines);
+    let mut stmts = Vec::new();
+    if r.counter {
+        stmts.push(Stmt::Counter);
+    }
+    if let Some(log) = log {
+        stmts.push(Stmt::Text(format!("log prefix {}", nft::quote_forced(log))));
+    }
+    let verdict = match r.target {
+        Some(Target::Mark) => r.set_xmark.map(|x| {
+            let v = if x.mask == 0xFFFF_FFFF {
+                hex(x.mark)
+            } else if x.mark == 0 {
+                format!("mark and {}", hex(!x.mask))
+            } else if x.mark == x.mask {
+                format!("mark or {}", hex(x.mark))
+            } else if x.mask == 0 {
+                format!("mark xor {}", hex(x.mark))
+            } else {
+                format!("mark and {} xor {}", hex(!x.mask), hex(x.mark))
+            };
+            Verdict::Other(format!("meta mark set {v}"))
+        }),
+        Some(Target::Dscp) => r.set_dscp.map(|d| {
+            Verdict::Other(format!(
+                "{} dscp set {}",
+                if v6 { "ip6" } else { "ip" },
+                hex(u32::from(d))
+            ))
+        }),
+        Some(Target::Notrack) => Some(Verdict::Other("notrack".into())),
+        Some(Target::Helper) => r
+            .set_helper
+            .as_ref()
+            .map(|h| Verdict::Other(format!("ct helper set {}", nft::quote_forced(h)))),
+        _ => match (&r.jump_chain, r.target) {
+            (Some(j), _) => Some(Verdict::Jump(j.clone())),
+            (None, Some(Target::Accept)) => Some(Verdict::Accept),
+            (None, Some(Target::Drop)) => Some(Verdict::Drop),
+            (None, Some(t)) => Some(Verdict::Other(t.as_str().to_string())),
+            (None, None) => None,
+        },
+    };
+    lines.push(Rule {
+        matches: m,
+        stmts,
+        verdict,
+        comment,
+    });
+    lines
+}
+
+/// Address and port matches (rule.uc and redirect.uc).
+fn addr_port_matches(r: &RuleSpec, m: &mut Vec<Match>) {
     let v6 = r.family == 6;
     for (pos, neg, masked, dir) in [
         (&r.saddrs_pos, &r.saddrs_neg, &r.saddrs_masked, Dir::Src),
@@ -3110,28 +3451,60 @@ fn rule_ir(r: &RuleSpec) -> Vec<Rule> {
             });
         }
     }
-    if let Some(s) = &r.smacs_pos {
-        m.push(Match::Opaque(format!("ether saddr {}", set(s, false))));
+}
+
+/// `ct helper [!=] "NAME"` (rule.uc and redirect.uc).
+fn helper_match(r: &RuleSpec, m: &mut Vec<Match>) {
+    if let Some((invert, name)) = &r.helper {
+        m.push(Match::Opaque(format!(
+            "ct helper{} {}",
+            if *invert { " !=" } else { "" },
+            nft::quote_forced(name)
+        )));
     }
-    if let Some(s) = &r.smacs_neg {
-        m.push(Match::Opaque(format!("ether saddr != {}", set(s, false))));
+}
+
+/// `FIELDS [!=] @SET` (rule.uc and redirect.uc).
+fn set_match(r: &RuleSpec, m: &mut Vec<Match>) {
+    if let Some(set) = &r.ipset {
+        m.push(Match::Opaque(format!(
+            "{}{} @{}",
+            set.fields.join(" . "),
+            if set.invert { " !=" } else { "" },
+            set.name
+        )));
     }
-    if let Some(t) = &r.icmp_types {
-        let texts: Vec<String> = t.iter().map(u8::to_string).collect();
-        m.push(Match::IcmpType {
-            v6: r.family != 4,
-            text: set(&texts, false),
-            types: t.clone(),
-        });
-    }
-    if let Some(c) = &r.icmp_codes {
-        let texts: Vec<String> = c.iter().map(|(t, c)| format!("{t} . {c}")).collect();
-        m.push(Match::IcmpTypeCode {
-            v6: r.family != 4,
-            text: set(&texts, true),
-            pairs: c.clone(),
-        });
-    }
+}
+
+/// The log line of a rate-limited log (`log_limit`, or the zone's named
+/// limit): pushed as its own rule; returns the log prefix still to print on
+/// the rule itself (none when the first line logs).
+fn log_lines<'a>(
+    r: &'a RuleSpec,
+    zone_limit: Option<&str>,
+    m: &[Match],
+    lines: &mut Vec<Rule>,
+) -> Option<&'a String> {
+    let log = r.log.as_ref()?;
+    let limit = match (&r.log_limit, zone_limit) {
+        (Some(ll), _) => format!("limit rate {}/{}", ll.rate, ll.unit),
+        (None, Some(zone)) => format!("limit name \"{zone}.log_limit\""),
+        (None, None) => return Some(log),
+    };
+    let mut first = m.to_vec();
+    first.push(Match::Limit(limit));
+    lines.push(Rule {
+        matches: first,
+        stmts: vec![Stmt::Text(format!("log prefix {}", nft::quote_forced(log)))],
+        verdict: None,
+        comment: None,
+    });
+    None
+}
+
+/// `limit rate`, `meta time|hour|day` and `meta mark` matches, in the order
+/// rule.uc and redirect.uc print them.
+fn limit_time_mark(r: &RuleSpec, m: &mut Vec<Match>) {
     if let Some(l) = &r.limit {
         let burst = r
             .limit_burst
@@ -3179,71 +3552,6 @@ fn rule_ir(r: &RuleSpec) -> Vec<Rule> {
             )));
         }
     }
-    if let Some((dscp, invert)) = r.dscp {
-        m.push(Match::Opaque(format!(
-            "{} dscp{} {}",
-            if v6 { "ip6" } else { "ip" },
-            if invert { " !=" } else { "" },
-            hex(u32::from(dscp))
-        )));
-    }
-    let comment = Some(format!("!fw4: {}", r.name));
-    let mut lines = Vec::new();
-    if let (Some(log), Some(ll)) = (&r.log, &r.log_limit) {
-        let mut first = m.clone();
-        first.push(Match::Limit(format!("limit rate {}/{}", ll.rate, ll.unit)));
-        lines.push(Rule {
-            matches: first,
-            stmts: vec![Stmt::Text(format!("log prefix {}", nft::quote_forced(log)))],
-            verdict: None,
-            comment: None,
-        });
-    }
-    let mut stmts = Vec::new();
-    if r.counter {
-        stmts.push(Stmt::Counter);
-    }
-    if let (Some(log), None) = (&r.log, &r.log_limit) {
-        stmts.push(Stmt::Text(format!("log prefix {}", nft::quote_forced(log))));
-    }
-    let verdict = match r.target {
-        Some(Target::Mark) => r.set_xmark.map(|x| {
-            let v = if x.mask == 0xFFFF_FFFF {
-                hex(x.mark)
-            } else if x.mark == 0 {
-                format!("mark and {}", hex(!x.mask))
-            } else if x.mark == x.mask {
-                format!("mark or {}", hex(x.mark))
-            } else if x.mask == 0 {
-                format!("mark xor {}", hex(x.mark))
-            } else {
-                format!("mark and {} xor {}", hex(!x.mask), hex(x.mark))
-            };
-            Verdict::Other(format!("meta mark set {v}"))
-        }),
-        Some(Target::Dscp) => r.set_dscp.map(|d| {
-            Verdict::Other(format!(
-                "{} dscp set {}",
-                if v6 { "ip6" } else { "ip" },
-                hex(u32::from(d))
-            ))
-        }),
-        Some(Target::Notrack) => Some(Verdict::Other("notrack".into())),
-        _ => match (&r.jump_chain, r.target) {
-            (Some(j), _) => Some(Verdict::Jump(j.clone())),
-            (None, Some(Target::Accept)) => Some(Verdict::Accept),
-            (None, Some(Target::Drop)) => Some(Verdict::Drop),
-            (None, Some(t)) => Some(Verdict::Other(t.as_str().to_string())),
-            (None, None) => None,
-        },
-    };
-    lines.push(Rule {
-        matches: m,
-        stmts,
-        verdict,
-        comment,
-    });
-    lines
 }
 
 /// (name, type, code_min, code_max) — fw4's IPv4 ICMP type names.

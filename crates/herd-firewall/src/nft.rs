@@ -140,6 +140,9 @@ pub enum Match {
     TcpSyn,
     /// `ct state ...`: never true for the first packet of a flow.
     CtState(String),
+    /// `ct status dnat`: true when the packet's destination was translated
+    /// (DNAT or redirect) in the prerouting NAT hook.
+    CtStatus(String),
     /// A rate limit: herd evaluates single packets, so it always passes.
     Limit(String),
     /// Printed but not evaluated (marks, times, helpers, sets, MACs): a
@@ -161,8 +164,20 @@ pub enum Verdict {
     Reject(String),
     Jump(String),
     Return,
+    /// `dnat ADDR[:PORT]` (printed as `text`): ends the NAT chain and
+    /// rewrites the destination.
+    Dnat {
+        text: String,
+        addr: Option<IpAddr>,
+        port: Option<u16>,
+    },
+    /// `redirect [to PORT]`: DNAT to the router itself.
+    Redirect {
+        text: String,
+        port: Option<u16>,
+    },
     /// A verdict-like statement that ends nothing for filtering (masquerade,
-    /// notrack, ct helper set, mark set...): printed as is.
+    /// snat, notrack, ct helper set, mark set...): printed as is.
     Other(String),
 }
 
@@ -225,7 +240,9 @@ impl Match {
                 format!("{kw} type . {kw} code {text}")
             }
             Match::TcpSyn => "tcp flags & (fin | syn | rst | ack) == syn".to_string(),
-            Match::CtState(t) | Match::Limit(t) | Match::Opaque(t) => t.clone(),
+            Match::CtState(t) | Match::CtStatus(t) | Match::Limit(t) | Match::Opaque(t) => {
+                t.clone()
+            }
         }
     }
 }
@@ -270,6 +287,7 @@ impl Rule {
                 Verdict::Reject(with) => format!("reject {with}"),
                 Verdict::Jump(c) => format!("jump {c}"),
                 Verdict::Return => "return".to_string(),
+                Verdict::Dnat { text, .. } | Verdict::Redirect { text, .. } => text.clone(),
                 Verdict::Other(t) => t.clone(),
             });
         }
@@ -381,6 +399,7 @@ impl Ruleset {
             packet,
             trace: Vec::new(),
             unevaluated: Vec::new(),
+            translation: None,
         };
         match eval.run(base, 0) {
             Some((verdict, by)) => Decision {
@@ -407,6 +426,45 @@ impl Ruleset {
     }
 }
 
+impl Ruleset {
+    /// The destination NAT of the prerouting hook (`type nat hook
+    /// prerouting`) for the first packet of a flow: the first `dnat` or
+    /// `redirect` it reaches, with the rules on the way; `None` when the
+    /// destination stays as it is.
+    pub fn dstnat(&self, packet: &Packet) -> Option<Translation> {
+        let base = self.chains().find(|c| {
+            c.base
+                .as_ref()
+                .is_some_and(|b| b.hook == Hook::Prerouting && b.kind == "nat")
+        })?;
+        let mut eval = Eval {
+            ruleset: self,
+            packet,
+            trace: Vec::new(),
+            unevaluated: Vec::new(),
+            translation: None,
+        };
+        eval.run(base, 0);
+        let mut t = eval.translation?;
+        t.trace = eval.trace;
+        t.unevaluated = eval.unevaluated;
+        Some(t)
+    }
+}
+
+/// A destination NAT: the new address (`None` for a redirect, which goes to
+/// the router's own address on the incoming interface) and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    pub addr: Option<IpAddr>,
+    pub port: Option<u16>,
+    /// `redirect`: the router itself is the new destination.
+    pub redirect: bool,
+    /// The rules that led to it, the translating rule last.
+    pub trace: Vec<Step>,
+    pub unevaluated: Vec<String>,
+}
+
 /// The first packet of a flow as the router sees it.
 #[derive(Debug, Clone)]
 pub struct Packet {
@@ -420,6 +478,8 @@ pub struct Packet {
     pub icmp_code: Option<u8>,
     pub iif: Option<String>,
     pub oif: Option<String>,
+    /// The destination was translated in prerouting (`ct status dnat`).
+    pub ct_dnat: bool,
 }
 
 impl Packet {
@@ -473,8 +533,9 @@ pub struct Decision {
 
 impl Decision {
     /// Why, in the operator's terms: the first configured rule or
-    /// forwarding on the path (fw4 names them in comments), or the chain's
-    /// default when only the default policy's reject or drop applied.
+    /// forwarding on the filter path (fw4 names them in comments; the NAT
+    /// steps of a translated packet are context, not the reason), or the
+    /// chain's default when only the default policy's reject or drop applied.
     pub fn reason(&self) -> String {
         if let Some(step) = self.trace.iter().find(|s| {
             s.rule == "jump handle_reject"
@@ -485,7 +546,7 @@ impl Decision {
                 step.chain
             );
         }
-        for step in &self.trace {
+        for step in self.trace.iter().filter(|s| !s.chain.starts_with("dstnat")) {
             if let Some(name) = step
                 .rule
                 .rsplit_once("comment \"!fw4: ")
@@ -509,6 +570,8 @@ struct Eval<'a> {
     packet: &'a Packet,
     trace: Vec<Step>,
     unevaluated: Vec<String>,
+    /// Set by the first `dnat`/`redirect` reached (NAT chains only).
+    translation: Option<Translation>,
 }
 
 impl Eval<'_> {
@@ -536,6 +599,28 @@ impl Eval<'_> {
             };
             match &rule.verdict {
                 None | Some(Verdict::Other(_)) => {}
+                Some(Verdict::Dnat { addr, port, .. }) => {
+                    self.trace.push(step);
+                    self.translation = Some(Translation {
+                        addr: *addr,
+                        port: *port,
+                        redirect: false,
+                        trace: Vec::new(),
+                        unevaluated: Vec::new(),
+                    });
+                    return decided(FinalVerdict::Accept);
+                }
+                Some(Verdict::Redirect { port, .. }) => {
+                    self.trace.push(step);
+                    self.translation = Some(Translation {
+                        addr: None,
+                        port: *port,
+                        redirect: true,
+                        trace: Vec::new(),
+                        unevaluated: Vec::new(),
+                    });
+                    return decided(FinalVerdict::Accept);
+                }
                 Some(Verdict::Accept) => {
                     self.trace.push(step);
                     return decided(FinalVerdict::Accept);
@@ -643,6 +728,7 @@ impl Eval<'_> {
             }
             Match::TcpSyn => p.proto == "tcp",
             Match::CtState(_) => false,
+            Match::CtStatus(t) => t.ends_with("dnat") && p.ct_dnat,
             Match::Limit(_) => true,
             Match::Opaque(t) => {
                 self.unevaluated.push(t.clone());

@@ -1,7 +1,7 @@
 //! Reading firewall4's own test case files (`tests/corpus/firewall4`).
 
 use herd_firewall::config::package_from_json;
-use herd_firewall::fw4::{self, Environment, Network};
+use herd_firewall::fw4::{self, parse_helpers, Environment, Network};
 use std::path::{Path, PathBuf};
 
 pub struct Case {
@@ -126,6 +126,23 @@ pub fn render_case(case: &Case) -> Result<String, String> {
         .ok_or("case uses the default mocked firewall config, which the corpus does not include")?;
     let package = package_from_json(&fw.1).map_err(|e| e.to_string())?;
     let mut env = mocked_networks();
+    // without uci/helpers.json the case uses firewall4's default mocked
+    // helpers file, which the corpus does not include
+    if let Some((_, helpers)) = case.files.iter().find(|(n, _)| n == "uci/helpers.json") {
+        let helpers = package_from_json(helpers).map_err(|e| e.to_string())?;
+        env.helpers = parse_helpers(&helpers).0;
+    }
+    // the mocked fs serves `open(PATH)` from `fs/open~PATH.txt` with '/' and
+    // '.' in PATH as '_'
+    for set in package.of_kind("ipset") {
+        let Some(path) = set.single("loadfile") else {
+            continue;
+        };
+        let mock = format!("fs/open~{}.txt", path.replace(['/', '.'], "_"));
+        if let Some((_, body)) = case.files.iter().find(|(n, _)| *n == mock) {
+            env.files.insert(path.to_string(), body.clone());
+        }
+    }
     for (name, body) in &case.files {
         let Some(dev) = name
             .strip_prefix("fs/open~_sys_class_net_")
