@@ -546,7 +546,13 @@ impl Decision {
                 step.chain
             );
         }
-        for step in self.trace.iter().filter(|s| !s.chain.starts_with("dstnat")) {
+        // NAT steps are context, syn flood protection is fw4's own plumbing
+        let reasons = self.trace.iter().filter(|s| {
+            !s.chain.starts_with("dstnat")
+                && s.chain != "syn_flood"
+                && !s.rule.contains("jump syn_flood")
+        });
+        for step in reasons {
             if let Some(name) = step
                 .rule
                 .rsplit_once("comment \"!fw4: ")

@@ -43,6 +43,14 @@ pub enum RedirectError {
         option: &'static str,
         message: String,
     },
+    #[error("{section}: option '{rewrite}' rewrites the port but neither '{option}' nor 'src_port' matches one: fw4 then writes the port mapping without a protocol match, which nft refuses (\"transport protocol mapping is only valid after transport protocol match\") so the router would load no ruleset at all; add '{option}'")]
+    PortWithoutMatch {
+        section: String,
+        /// The missing port match (`src_dport` for DNAT, `dest_port` for SNAT).
+        option: &'static str,
+        /// The option that sets the rewritten port.
+        rewrite: &'static str,
+    },
 }
 
 impl RedirectError {
@@ -53,6 +61,7 @@ impl RedirectError {
             | RedirectError::UnknownZone { option, .. } => option,
             RedirectError::MissingDestIp { .. } => "dest_ip",
             RedirectError::Refused { option, .. } => option,
+            RedirectError::PortWithoutMatch { option, .. } => option,
         }
     }
 }
@@ -585,6 +594,32 @@ impl Loader<'_> {
             if let Some(ZoneRef::Zone(d)) = r.dest {
                 self.zones[d].dflags.insert("snat");
             }
+        }
+
+        let (rport, sport, dport, dport_opt, rport_opt) = match r.target {
+            Target::Dnat => (
+                &r.dest_port,
+                &r.src_port,
+                &r.src_dport,
+                "src_dport",
+                "dest_port",
+            ),
+            _ => (
+                &r.src_dport,
+                &r.src_port,
+                &r.dest_port,
+                "dest_port",
+                "src_dport",
+            ),
+        };
+        let ported = r.protos.iter().any(|p| p.name == "tcp" || p.name == "udp");
+        if ported && rport.is_some() && sport.is_none() && dport.is_none() {
+            let section = self.section_label(s);
+            self.redirect_errors.push(RedirectError::PortWithoutMatch {
+                section,
+                option: dport_opt,
+                rewrite: rport_opt,
+            });
         }
 
         let base = NatBase {
