@@ -12,6 +12,7 @@
 pub mod commit;
 pub mod compile;
 pub mod query;
+pub mod relations;
 pub mod schema;
 pub mod text;
 pub mod validate;

@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use herd_model::compile::Comparison;
+use herd_model::relations::{domain_suffixes, relation_ids, supernet_addresses};
 use herd_model::value::parse_inet;
 use herd_model::{
-    AttributeType, CompiledQuery, InetFamily, MatchContext, Matcher, Object, ObjectId, Restrict,
-    Schema, Value,
+    AttributeType, CompiledQuery, MatchContext, Matcher, Object, ObjectId, Restrict, Schema, Value,
 };
 use ipnet::IpNet;
 use postgres::types::ToSql;
@@ -312,11 +312,7 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
             return Vec::new();
         }
         match def.attribute_type {
-            AttributeType::Relation => match obj.attrs.get(attribute) {
-                Some(Value::Set(items)) => items.iter().filter_map(as_id).collect(),
-                Some(v) => as_id(v).into_iter().collect(),
-                None => Vec::new(),
-            },
+            AttributeType::Relation => relation_ids(obj.attrs.get(attribute)),
             AttributeType::Reverse => match &def.reversed_attribute {
                 Some(rel) => self.ids(
                     "SELECT object_id FROM server_attribute
@@ -326,44 +322,16 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
                 None => Vec::new(),
             },
             AttributeType::Supernet => {
-                let mut addresses: Vec<IpNet> = Vec::new();
-                if let Value::Inet(n) = &obj.intern_ip {
-                    addresses.push(*n);
-                }
-                for (k, v) in &obj.attrs {
-                    if self.catalog.schema.attribute_type(k) == Some(AttributeType::Inet) {
-                        match v {
-                            Value::Inet(n) => addresses.push(*n),
-                            Value::Set(items) => {
-                                addresses.extend(items.iter().filter_map(|i| match i {
-                                    Value::Inet(n) => Some(*n),
-                                    _ => None,
-                                }))
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                let family_ok = |n: &IpNet| match def.inet_address_family {
-                    Some(InetFamily::Ipv4) => n.addr().is_ipv4(),
-                    Some(InetFamily::Ipv6) => n.addr().is_ipv6(),
-                    None => true,
-                };
                 let target = def.target_servertype.as_deref();
-                addresses
+                let attrs = obj.attrs.iter().map(|(k, v)| (k.as_str(), v));
+                supernet_addresses(&self.catalog.schema, def, &obj.intern_ip, attrs)
                     .iter()
-                    .filter(|n| family_ok(n))
                     .find_map(|n| self.network_containing(n, target, obj.id))
                     .into_iter()
                     .collect()
             }
             AttributeType::Domain => {
-                let mut suffixes = Vec::new();
-                let mut rest = obj.hostname.as_str();
-                while let Some((_, suffix)) = rest.split_once('.') {
-                    suffixes.push(suffix.to_owned());
-                    rest = suffix;
-                }
+                let suffixes: Vec<&str> = domain_suffixes(&obj.hostname).collect();
                 if suffixes.is_empty() {
                     return Vec::new();
                 }

@@ -17,6 +17,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use herd_model::compile::Comparison;
+use herd_model::relations::{domain_suffixes, relation_ids, supernet_addresses};
 use herd_model::{
     AttributeType, CompiledQuery, IpAddrType, MatchContext, Matcher, Number, Object, ObjectId,
     Restrict, Schema, Value, SPECIAL_ATTRIBUTES,
@@ -297,11 +298,7 @@ impl Dataset {
             return Vec::new();
         }
         match def.attribute_type {
-            AttributeType::Relation => match obj.attrs.get(attribute) {
-                Some(Value::Set(items)) => items.iter().filter_map(as_id).collect(),
-                Some(v) => as_id(v).into_iter().collect(),
-                None => Vec::new(),
-            },
+            AttributeType::Relation => relation_ids(obj.attrs.get(attribute)),
             AttributeType::Reverse => match &def.reversed_attribute {
                 Some(rel) => self
                     .lookup(rel, &Value::number(obj.id))
@@ -312,49 +309,20 @@ impl Dataset {
             },
             AttributeType::Supernet => {
                 let target = def.target_servertype.as_deref();
-                let mut addresses: Vec<IpNet> = Vec::new();
-                if let Value::Inet(n) = &obj.intern_ip {
-                    addresses.push(*n);
-                }
-                for (k, v) in &obj.attrs {
-                    if self.schema.attribute_type(k) == Some(AttributeType::Inet) {
-                        match v {
-                            Value::Inet(n) => addresses.push(*n),
-                            Value::Set(items) => {
-                                addresses.extend(items.iter().filter_map(|i| match i {
-                                    Value::Inet(n) => Some(*n),
-                                    _ => None,
-                                }))
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                let family_ok = |n: &IpNet| match def.inet_address_family {
-                    Some(herd_model::InetFamily::Ipv4) => n.addr().is_ipv4(),
-                    Some(herd_model::InetFamily::Ipv6) => n.addr().is_ipv6(),
-                    None => true,
-                };
-                addresses
+                let attrs = obj.attrs.iter().map(|(k, v)| (&**k, v));
+                supernet_addresses(&self.schema, def, &obj.intern_ip, attrs)
                     .iter()
-                    .filter(|n| family_ok(n))
                     .find_map(|n| self.network_containing(n, target, obj.id))
                     .into_iter()
                     .collect()
             }
             AttributeType::Domain => {
                 let target = def.target_servertype.as_deref();
-                let mut rest = obj.hostname.as_str();
-                while let Some((_, suffix)) = rest.split_once('.') {
-                    if let Some(id) = self.hostnames.get(suffix) {
-                        let o = &self.objects[id];
-                        if target.is_none_or(|t| *o.servertype == *t) {
-                            return vec![*id];
-                        }
-                    }
-                    rest = suffix;
-                }
-                Vec::new()
+                domain_suffixes(&obj.hostname)
+                    .filter_map(|suffix| self.hostnames.get(suffix))
+                    .find(|id| target.is_none_or(|t| *self.objects[id].servertype == *t))
+                    .map(|id| vec![*id])
+                    .unwrap_or_default()
             }
             _ => Vec::new(),
         }
