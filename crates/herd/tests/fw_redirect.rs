@@ -1,0 +1,269 @@
+//! A port forward with real packets: OpenWrt's default firewall plus a
+//! `config redirect` (wan 203.0.113.1:8080 → web server 192.168.1.10:80),
+//! rendered by `herd fw nft`, loaded with `nft -f` into a router namespace.
+//! A wan client's TCP connection to the wan address and port reaches the
+//! internal server (the server receives the client's bytes); other ports and
+//! the server's own address stay closed from wan; a lan host reaches the
+//! forward through NAT reflection; and `herd fw check` agrees with each
+//! packet and shows the translation.
+//!
+//! Namespaces: router (wan 203.0.113.1/24, bridge br-lan 192.168.1.1/24),
+//! wan client 203.0.113.10, web server 192.168.1.10, lan client
+//! 192.168.1.20; all created and deleted by this test.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const HERD: &str = env!("CARGO_BIN_EXE_herd");
+const DEFAULT_FIREWALL: &str =
+    include_str!("../../herd-firewall/tests/corpus/openwrt-defaults/firewall.fw4-default");
+const NETWORK: &str =
+    "config interface 'loopback'\n\toption device 'lo'\n\toption proto 'static'\n\
+\toption ipaddr '127.0.0.1'\n\toption netmask '255.0.0.0'\n\n\
+config interface 'lan'\n\toption device 'br-lan'\n\toption proto 'static'\n\
+\toption ipaddr '192.168.1.1'\n\toption netmask '255.255.255.0'\n\n\
+config interface 'wan'\n\toption device 'wan'\n\toption proto 'static'\n\
+\toption ipaddr '203.0.113.1'\n\toption netmask '255.255.255.0'\n";
+const WEB_FORWARD: &str = "\nconfig redirect\n\toption name 'web-forward'\n\toption src 'wan'\n\
+\toption src_dport '8080'\n\toption dest 'lan'\n\toption dest_ip '192.168.1.10'\n\
+\toption dest_port '80'\n\toption proto 'tcp'\n\toption target 'DNAT'\n";
+
+/// Namespaces and processes, removed on drop (also when the test fails).
+struct Lab {
+    prefix: String,
+    children: Vec<Child>,
+}
+
+const ROLES: [&str; 4] = ["r", "w", "s", "m"];
+
+impl Lab {
+    fn ns(&self, role: &str) -> String {
+        format!("{}{role}", self.prefix)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for role in ROLES {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(role)])
+                .output();
+        }
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn nsx(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
+
+/// A veth pair between two namespaces, named `a.1` and `b.1`, both up.
+fn link(lab: &Lab, a: (&str, &str), b: (&str, &str), tag: &str) {
+    let (ta, tb) = (
+        format!("{}{tag}a", lab.prefix),
+        format!("{}{tag}b", lab.prefix),
+    );
+    run(&[
+        "ip", "link", "add", &ta, "type", "veth", "peer", "name", &tb,
+    ]);
+    for (tmp, (role, name)) in [(&ta, a), (&tb, b)] {
+        let ns = lab.ns(role);
+        run(&["ip", "link", "set", tmp, "netns", &ns]);
+        run(&["ip", "-n", &ns, "link", "set", tmp, "name", name]);
+        run(&["ip", "-n", &ns, "link", "set", name, "up"]);
+    }
+}
+
+fn addr(lab: &Lab, role: &str, cidr: &str, dev: &str) {
+    run(&["ip", "-n", &lab.ns(role), "addr", "add", cidr, "dev", dev]);
+}
+
+fn route(lab: &Lab, role: &str, to: &str, via: &str) {
+    run(&["ip", "-n", &lab.ns(role), "route", "add", to, "via", via]);
+}
+
+fn build_lab(ruleset: &str, dir: &Path) -> Lab {
+    let lab = Lab {
+        prefix: format!("hfr{}", std::process::id()),
+        children: Vec::new(),
+    };
+    for role in ROLES {
+        run(&["ip", "netns", "add", &lab.ns(role)]);
+        run(&["ip", "-n", &lab.ns(role), "link", "set", "lo", "up"]);
+    }
+    let r = lab.ns("r");
+    // wan: the router's wan address and a client on the internet side, which
+    // also gets a route to the lan so that the server's own address is tried
+    link(&lab, ("r", "wan"), ("w", "w0"), "1");
+    addr(&lab, "r", "203.0.113.1/24", "wan");
+    addr(&lab, "w", "203.0.113.10/24", "w0");
+    route(&lab, "w", "192.168.1.0/24", "203.0.113.1");
+    // lan: a bridge with the web server and a lan client behind it
+    run(&["ip", "-n", &r, "link", "add", "br-lan", "type", "bridge"]);
+    run(&["ip", "-n", &r, "link", "set", "br-lan", "up"]);
+    addr(&lab, "r", "192.168.1.1/24", "br-lan");
+    for (role, port, dev, cidr, tag) in [
+        ("s", "lan1", "s0", "192.168.1.10/24", "2"),
+        ("m", "lan2", "m0", "192.168.1.20/24", "3"),
+    ] {
+        link(&lab, ("r", port), (role, dev), tag);
+        run(&["ip", "-n", &r, "link", "set", port, "master", "br-lan"]);
+        addr(&lab, role, cidr, dev);
+        route(&lab, role, "default", "192.168.1.1");
+    }
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        &r,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]);
+    let file = dir.join("fw4.nft");
+    std::fs::write(&file, ruleset).expect("write ruleset");
+    let out = nsx(&r, &["nft", "-f", file.to_str().expect("utf8 path")])
+        .output()
+        .expect("nft");
+    assert!(
+        out.status.success(),
+        "nft rejected herd's ruleset: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab
+}
+
+fn herd(args: &[&str], dir: &Path) -> Output {
+    Command::new(HERD)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("herd")
+}
+
+/// Sends `token` over TCP from a namespace; true when the connection was
+/// accepted (nc exits 0).
+fn send(lab: &Lab, from: &str, dst: &str, port: &str, token: &str) -> bool {
+    let mut nc = nsx(&lab.ns(from), &["nc", "-N", "-w", "2", dst, port])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nc client");
+    if let Some(mut stdin) = nc.stdin.take() {
+        use std::io::Write;
+        let _ = writeln!(stdin, "{token}");
+    }
+    nc.wait().expect("nc client").success()
+}
+
+/// Did the web server receive `token` (within a second)?
+fn server_got(log: &Path, token: &str) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(token)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// `herd fw check --config cfg`: (accepted, output).
+fn herd_check(dir: &Path, src: &str, dst: &str, port: &str) -> (bool, String) {
+    let out = herd(
+        &[
+            "fw", "check", "--config", "cfg", "--src", src, "--dst", dst, "--proto", "tcp",
+            "--dport", port,
+        ],
+        dir,
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    match out.status.code() {
+        Some(0) => (true, text),
+        Some(1) => (false, text),
+        _ => panic!(
+            "herd fw check failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+#[test]
+fn wan_port_forward_reaches_the_internal_server_and_check_agrees() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    std::fs::create_dir_all(dir.join("cfg")).expect("mkdir");
+    std::fs::write(dir.join("cfg/network"), NETWORK).expect("network");
+    std::fs::write(
+        dir.join("cfg/firewall"),
+        format!("{DEFAULT_FIREWALL}{WEB_FORWARD}"),
+    )
+    .expect("firewall");
+    let nft = herd(&["fw", "nft", "--config", "cfg"], dir);
+    assert!(
+        nft.status.success(),
+        "herd fw nft: {}",
+        String::from_utf8_lossy(&nft.stderr)
+    );
+    let ruleset = String::from_utf8(nft.stdout).expect("utf8 ruleset");
+    assert!(
+        ruleset.contains("tcp dport 8080 counter dnat 192.168.1.10:80"),
+        "{ruleset}"
+    );
+    let mut lab = build_lab(&ruleset, dir);
+    let log = dir.join("server.log");
+    let server = nsx(&lab.ns("s"), &["nc", "-l", "-k", "80"])
+        .stdout(Stdio::from(std::fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("web server");
+    lab.children.push(server);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // (from, source address, destination, port, expected to reach the server)
+    let cases = [
+        ("w", "203.0.113.10", "203.0.113.1", "8080", true),
+        ("w", "203.0.113.10", "203.0.113.1", "8081", false),
+        ("w", "203.0.113.10", "192.168.1.10", "80", false),
+        ("m", "192.168.1.20", "203.0.113.1", "8080", true),
+    ];
+    let mut report = Vec::new();
+    for (i, (from, src, dst, port, expected)) in cases.into_iter().enumerate() {
+        let token = format!("token-{i}-from-{src}-to-{dst}-{port}");
+        let connected = send(&lab, from, dst, port, &token);
+        let reached = connected && server_got(&log, &token);
+        let (accepted, text) = herd_check(dir, src, dst, port);
+        report.push(format!(
+            "{src} -> {dst}:{port}: connected {connected}, server got it {reached}, herd fw check {}, expected {expected}",
+            if accepted { "accept" } else { "reject/drop" },
+        ));
+        assert!(
+            reached == expected && accepted == expected && connected == expected,
+            "{}\n{text}",
+            report.join("\n")
+        );
+        if expected {
+            assert!(text.contains("dnat 192.168.1.10:80"), "{text}");
+        }
+    }
+    println!("{}", report.join("\n"));
+}
