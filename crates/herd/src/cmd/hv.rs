@@ -2,6 +2,8 @@
 
 use super::exit::{self, Exit};
 use super::Global;
+use herd_fleet::FleetError;
+use herd_migrate::gather::GatherError;
 use herd_virt::bootstrap::DEFAULT_IMAGES_DIR;
 use herd_virt::{check, format_size, BootstrapOptions, HostFacts, Hypervisor, VirtError};
 use std::process::ExitCode;
@@ -98,8 +100,9 @@ fn bootstrap(global: &Global, args: BootstrapArgs) -> anyhow::Result<ExitCode> {
                     .name
                     .clone()
                     .unwrap_or_else(|| report.host.hostname.clone());
-                let outcome = super::vm::register_hypervisor(client, &name, hv.uri())?;
-                Some(serde_json::json!({"hostname": name, "inventory": outcome}))
+                let outcome = herd_fleet::inventory::register_hypervisor(client, &name, hv.uri())
+                    .map_err(fleet_error)?;
+                Some(serde_json::json!({"hostname": name, "inventory": outcome.as_str()}))
             }
             None => None,
         };
@@ -254,4 +257,21 @@ pub(crate) fn virt_error(err: VirtError) -> anyhow::Error {
         _ => exit::FAILURE,
     };
     Exit::new(code, err.to_string()).into()
+}
+
+/// Map herd-fleet errors to exit codes (shared with `herd vm`).
+pub(crate) fn fleet_error(err: FleetError) -> anyhow::Error {
+    let message = err.to_string();
+    let code = match err {
+        FleetError::Client(e) => return super::inventory::client_error(e),
+        FleetError::NotRecorded { source, .. } => {
+            return super::inventory::client_error(source).context(message)
+        }
+        FleetError::NoLibvirtUri { .. } | FleetError::UnknownUri { .. } => exit::NOT_FOUND,
+        FleetError::Gather(GatherError::NoVm { .. }) => exit::NOT_FOUND,
+        FleetError::NotAHypervisor { .. } => exit::CONFLICT,
+        FleetError::NoDestination(_) => exit::PLAN_REFUSED,
+        FleetError::Gather(_) => exit::FAILURE,
+    };
+    Exit::new(code, message).into()
 }

@@ -1,21 +1,27 @@
 //! `herd vm migrate` and `herd hv evacuate`: live (or offline) migration
-//! without shared storage, over herd-migrate. This file resolves names
-//! (libvirt URIs or inventory hypervisors), shows progress, maps outcomes
-//! to exit codes, and updates the inventory; the library does the rest.
+//! without shared storage, over herd-migrate, with the inventory following
+//! (herd-fleet). This file resolves names (libvirt URIs or inventory
+//! hypervisors), prints plans and outcomes and maps them to exit codes;
+//! `progress` draws the progress bars, `evacuate` is `herd hv evacuate`.
+
+mod evacuate;
+mod progress;
+
+pub use evacuate::{evacuate, EvacuateArgs};
 
 use super::exit::{self, Exit};
+use super::hv::fleet_error;
 use super::Global;
-use herd_client::{commit_of, Client, Filter, Query, TrackedObject, Value};
-use herd_migrate::exec::{self, Config, ExecError, Inventory, Notice, Phase, Report};
-use herd_migrate::gather::{self, Hosts};
-use herd_migrate::place;
-use herd_migrate::plan::{self, MigrateOptions, Placement, Plan, Request};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::{BTreeMap, VecDeque};
+use herd_client::{Client, TrackedObject};
+use herd_fleet::inventory as fleet;
+use herd_fleet::migration::{Move, Planned, Runner};
+use herd_fleet::{is_uri, MoveVm};
+use herd_migrate::exec::{self, ExecError, Notice, Report};
+use herd_migrate::plan::{self, MigrateOptions, Placement, Plan, Refusal, Request};
+use progress::Ui;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
@@ -51,27 +57,6 @@ pub struct MigrateArgs {
     /// died) and exit.
     #[arg(long)]
     pub break_lock: bool,
-    #[command(flatten)]
-    pub options: Options,
-}
-
-#[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  \
-herd hv evacuate hv1 --dry-run               # where each VM would go\n  \
-herd hv evacuate hv1 --parallel 2 --to-query 'environment=production'\n  \
-herd hv evacuate qemu+ssh://root@hv1/system --to qemu+ssh://root@hv2/system --to qemu+ssh://root@hv3/system")]
-pub struct EvacuateArgs {
-    /// The hypervisor to empty: a libvirt URI or an inventory hypervisor.
-    pub hv: String,
-    /// Candidate destinations (repeat); default: the inventory's hypervisors.
-    #[arg(long, value_name = "HV")]
-    pub to: Vec<String>,
-    /// Only inventory hypervisors matching this query are candidates.
-    #[arg(long, value_name = "QUERY")]
-    pub to_query: Option<String>,
-    /// Migrate this many VMs at once.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub parallel: usize,
     #[command(flatten)]
     pub options: Options,
 }
@@ -120,52 +105,25 @@ pub struct Options {
 }
 
 pub fn migrate(global: &Global, args: MigrateArgs) -> anyhow::Result<ExitCode> {
-    let inv = InventoryAccess::new(global)?;
-    let vm_object = inv.as_ref().and_then(|i| i.object(&args.vm));
+    let inv = inventory(global)?;
+    let vm_object = inv.as_ref().and_then(|c| c.get(&args.vm).ok());
     let (source, source_name) = resolve_source(global, &args, vm_object.as_ref())?;
     if args.break_lock {
         return break_lock(&source, &args.vm);
     }
     let options = &args.options;
-    let mut request = request(options, args.parallel)?;
-    let dest = args.dest.clone().or(args.to.clone());
-    let (facts, plan_result, dest_name, mut hosts) = match dest {
-        Some(d) => {
-            let uri = resolve_uri(global, &d)?;
-            let name = inventory_name(inv.as_ref(), &d, &uri);
-            let hosts = open(&source, &uri)?;
-            let facts = gather::gather(&hosts, &args.vm).map_err(gather_error)?;
-            set_inventory_step(&mut request, vm_object.as_ref(), &source_name, &name);
-            let plan = plan::plan(&facts, &request);
-            (facts, plan, name, hosts)
-        }
-        None => {
-            let inv = inv.as_ref().ok_or_else(|| {
-                Exit::new(
-                    exit::USAGE,
-                    "no destination given and no inventory configured: give DEST (a libvirt URI), or --url of a herd server",
-                )
-            })?;
-            let candidates = inv.hypervisors(args.to_query.as_deref(), &source)?;
-            choose(
-                &args.vm,
-                &source,
-                &candidates,
-                &request,
-                vm_object.as_ref(),
-                &source_name,
-            )?
-        }
+    let request = request(options, args.parallel)?;
+    let one = Move {
+        vm: &args.vm,
+        source: &source,
+        source_name: source_name.as_deref(),
+        object: vm_object.as_ref(),
+        request: &request,
     };
-    let plan = match plan_result {
-        Ok(p) => p,
-        Err(refusal) => {
-            if options.json {
-                println!("{}", serde_json::json!({ "refused": refusal }));
-            }
-            return Err(Exit::new(exit::PLAN_REFUSED, refusal.to_string()).into());
-        }
-    };
+    let Planned {
+        plan, mut hosts, ..
+    } = planned(global, &args, &one, inv.as_ref())?;
+    let plan = accepted(plan, options.json)?;
     if options.dry_run {
         print_plan(&plan, options.json);
         return Ok(ExitCode::SUCCESS);
@@ -173,27 +131,47 @@ pub fn migrate(global: &Global, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     if !options.json {
         eprint!("{plan}");
     }
-    let _ = facts;
-    let mut inventory = vm_object.map(|o| ClientInventory {
-        client: inv.as_ref().map(|i| i.client.clone()),
-        object: o,
-    });
-    let cancel = exec::cancel_on_signals()?;
+    let inventory = inv.zip(vm_object).map(|(c, o)| MoveVm::new(c, o));
+    let runner = runner(options)?;
     let ui = Ui::new(options.json, None);
     let observer = |n: &Notice| ui.notice(n);
-    let mut config = Config {
-        cancel,
-        undo_timeout: Duration::from_secs(options.undo_timeout),
-        poll_interval: Duration::from_millis(250),
-        observer: &observer,
-        inventory: inventory.as_mut().map(|i| i as &mut dyn Inventory),
-        history: history_path(options),
-        owner: owner(),
-    };
-    let result = exec::run(&plan, &mut hosts, &mut config);
+    let result = runner.run(&plan, &mut hosts, inventory, &observer);
     ui.finish();
-    let _ = dest_name;
     outcome(&plan.vm, result, options.json)
+}
+
+/// The plan onto DEST, or onto the roomiest inventory hypervisor (matching
+/// `--to-query`) other than the source.
+fn planned(
+    global: &Global,
+    args: &MigrateArgs,
+    one: &Move,
+    inv: Option<&Client>,
+) -> anyhow::Result<Planned> {
+    if let Some(dest) = args.dest.as_ref().or(args.to.as_ref()) {
+        let uri = resolve_uri(global, dest)?;
+        let name = destination_name(inv, dest, &uri);
+        return one.plan_to(&uri, name.as_deref()).map_err(fleet_error);
+    }
+    let inv = inv.ok_or_else(|| {
+        Exit::new(
+            exit::USAGE,
+            "no destination given and no inventory configured: give DEST (a libvirt URI), or --url of a herd server",
+        )
+    })?;
+    let candidates = fleet::candidates(inv, args.to_query.as_deref(), one.source);
+    one.plan_best(&candidates.map_err(fleet_error)?)
+        .map_err(fleet_error)
+}
+
+/// The plan, or the refusal (as JSON too) with its exit code.
+fn accepted(plan: Result<Plan, Refusal>, json: bool) -> anyhow::Result<Plan> {
+    plan.map_err(|refusal| {
+        if json {
+            println!("{}", serde_json::json!({ "refused": refusal }));
+        }
+        Exit::new(exit::PLAN_REFUSED, refusal.to_string()).into()
+    })
 }
 
 /// Print a finished migration and pick the exit code.
@@ -289,16 +267,14 @@ fn request(options: &Options, parallel: Option<u32>) -> anyhow::Result<Request> 
     })
 }
 
-fn set_inventory_step(
-    request: &mut Request,
-    vm_object: Option<&TrackedObject>,
-    from: &Option<String>,
-    to: &Option<String>,
-) {
-    request.inventory = match (vm_object, from, to) {
-        (Some(_), Some(f), Some(t)) => Some((f.clone(), t.clone())),
-        _ => None,
-    };
+/// How this process runs migrations: Ctrl-C/SIGTERM cancel and undo.
+fn runner(options: &Options) -> anyhow::Result<Runner> {
+    Ok(Runner {
+        cancel: exec::cancel_on_signals()?,
+        undo_timeout: Duration::from_secs(options.undo_timeout),
+        history: history_path(options),
+        owner: owner(),
+    })
 }
 
 fn history_path(options: &Options) -> Option<PathBuf> {
@@ -317,21 +293,22 @@ fn owner() -> String {
     format!("herd pid {} on {host}", std::process::id())
 }
 
-fn open(source: &str, dest: &str) -> anyhow::Result<Hosts> {
-    Hosts::open(source, dest).map_err(gather_error)
-}
-
-fn gather_error(e: gather::GatherError) -> anyhow::Error {
-    let code = match &e {
-        gather::GatherError::NoVm { .. } => exit::NOT_FOUND,
-        _ => exit::FAILURE,
-    };
-    Exit::new(code, e.to_string()).into()
+/// The inventory, when one is configured (`--url`, `HERD_URL` or the
+/// config file); an unreadable config file counts as none.
+fn inventory(global: &Global) -> anyhow::Result<Option<Client>> {
+    let configured = global.url.is_some()
+        || crate::config::Config::load(global)
+            .map(|c| c.url.is_some())
+            .unwrap_or(false);
+    if !configured {
+        return Ok(None);
+    }
+    super::inventory::client(global).map(Some)
 }
 
 /// A libvirt URI as it is, anything else as an inventory hypervisor.
 fn resolve_uri(global: &Global, hv: &str) -> anyhow::Result<String> {
-    if hv.contains("://") {
+    if is_uri(hv) {
         Ok(hv.to_string())
     } else {
         super::vm::inventory_uri(global, hv)
@@ -344,15 +321,15 @@ fn resolve_source(
     args: &MigrateArgs,
     vm_object: Option<&TrackedObject>,
 ) -> anyhow::Result<(String, Option<String>)> {
+    let recorded = vm_object.and_then(fleet::recorded_hypervisor);
     if let Some(from) = &args.from {
         let uri = resolve_uri(global, from)?;
-        let name = match vm_object.and_then(|o| string(o.get("hypervisor"))) {
-            Some(n) => Some(n),
-            None => (!from.contains("://")).then(|| from.clone()),
-        };
-        return Ok((uri, name));
+        return Ok((
+            uri,
+            recorded.or_else(|| (!is_uri(from)).then(|| from.clone())),
+        ));
     }
-    let Some(hv) = vm_object.and_then(|o| string(o.get("hypervisor"))) else {
+    let Some(hv) = recorded else {
         return Err(Exit::new(
             exit::USAGE,
             format!(
@@ -365,65 +342,12 @@ fn resolve_source(
     Ok((super::vm::inventory_uri(global, &hv)?, Some(hv)))
 }
 
-fn string(v: Option<&Value>) -> Option<String> {
-    match v {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    }
-}
-
-/// The inventory name of a hypervisor given as a name or as a URI.
-fn inventory_name(inv: Option<&InventoryAccess>, given: &str, uri: &str) -> Option<String> {
-    if !given.contains("://") {
+/// The inventory name of a destination given as a name or as a URI.
+fn destination_name(inv: Option<&Client>, given: &str, uri: &str) -> Option<String> {
+    if !is_uri(given) {
         return Some(given.to_string());
     }
-    let inv = inv?;
-    let q = Query::filter("libvirt_uri", Filter::Equals(Value::from(uri)));
-    inv.client
-        .query(&q)
-        .ok()?
-        .first()
-        .and_then(|o| o.hostname().map(String::from))
-}
-
-/// Plan the VM on every candidate and take the one with the most room.
-#[allow(clippy::type_complexity)]
-fn choose(
-    vm: &str,
-    source: &str,
-    candidates: &[(String, String)],
-    request: &Request,
-    vm_object: Option<&TrackedObject>,
-    source_name: &Option<String>,
-) -> anyhow::Result<(
-    herd_migrate::facts::Facts,
-    Result<Plan, plan::Refusal>,
-    Option<String>,
-    Hosts,
-)> {
-    let mut planned = Vec::new();
-    for (name, uri) in candidates {
-        let Ok(hosts) = Hosts::open(source, uri) else {
-            continue;
-        };
-        let facts = gather::gather(&hosts, vm).map_err(gather_error)?;
-        let mut request = request.clone();
-        set_inventory_step(&mut request, vm_object, source_name, &Some(name.clone()));
-        let plan = plan::plan(&facts, &request);
-        planned.push((name.clone(), facts, plan, hosts));
-    }
-    let options: Vec<place::Candidate> = planned
-        .iter()
-        .map(|(name, facts, plan, _)| place::Candidate {
-            name,
-            facts,
-            plan: plan.as_ref(),
-        })
-        .collect();
-    let i =
-        place::choose(vm, &options).map_err(|e| Exit::new(exit::PLAN_REFUSED, e.to_string()))?;
-    let (name, facts, plan, hosts) = planned.swap_remove(i);
-    Ok((facts, plan, Some(name), hosts))
+    fleet::name_of_uri(inv?, uri)
 }
 
 fn break_lock(source: &str, vm: &str) -> anyhow::Result<ExitCode> {
@@ -449,303 +373,5 @@ fn break_lock(source: &str, vm: &str) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(Exit::new(exit::FAILURE, format!("{vm}: {e}")).into()),
-    }
-}
-
-/// The inventory, when one is configured (`--url`, `HERD_URL` or the config file).
-struct InventoryAccess {
-    client: Client,
-}
-
-impl InventoryAccess {
-    fn new(global: &Global) -> anyhow::Result<Option<InventoryAccess>> {
-        let configured = global.url.is_some()
-            || crate::config::Config::load(global)
-                .map(|c| c.url.is_some())
-                .unwrap_or(false);
-        if !configured {
-            return Ok(None);
-        }
-        Ok(Some(InventoryAccess {
-            client: super::inventory::client(global)?,
-        }))
-    }
-
-    fn object(&self, hostname: &str) -> Option<TrackedObject> {
-        self.client.get(hostname).ok()
-    }
-
-    /// `(hostname, libvirt_uri)` of every hypervisor matching `query`,
-    /// except the source.
-    fn hypervisors(
-        &self,
-        query: Option<&str>,
-        source: &str,
-    ) -> anyhow::Result<Vec<(String, String)>> {
-        let text = format!("servertype=hypervisor {}", query.unwrap_or(""));
-        let found = self
-            .client
-            .query_text(text.trim())
-            .map_err(super::inventory::client_error)?;
-        Ok(found
-            .iter()
-            .filter_map(|o| Some((o.hostname()?.to_string(), string(o.get("libvirt_uri"))?)))
-            .filter(|(_, uri)| uri != source)
-            .collect())
-    }
-}
-
-/// The inventory update at the end of a migration: compare-and-swap of the
-/// VM's `hypervisor`, against the value read before the migration.
-struct ClientInventory {
-    client: Option<Client>,
-    object: TrackedObject,
-}
-
-impl Inventory for ClientInventory {
-    fn move_vm(&mut self, _vm: &str, from: &str, to: &str) -> Result<(), String> {
-        let Some(client) = &self.client else {
-            return Ok(());
-        };
-        if string(self.object.get("hypervisor")).as_deref() != Some(from) {
-            return Err(format!("the inventory does not say {from}"));
-        }
-        let mut object = self.object.clone();
-        object.set("hypervisor", to);
-        client
-            .commit(&commit_of([&object]))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// Progress on the terminal (a bar per phase, shown from the first sample
-/// to the end of the migration step) or as JSON lines.
-struct Ui {
-    json: bool,
-    prefix: Option<String>,
-    bar: ProgressBar,
-    /// The phase the bar shows; `None` while it is hidden.
-    phase: Mutex<Option<Phase>>,
-}
-
-impl Ui {
-    fn new(json: bool, prefix: Option<String>) -> Ui {
-        let bar = ProgressBar::hidden();
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        Ui {
-            json,
-            prefix,
-            bar,
-            phase: Mutex::new(None),
-        }
-    }
-
-    fn notice(&self, n: &Notice) {
-        if self.json {
-            let mut v = serde_json::to_value(n).unwrap_or_default();
-            if let (Some(p), Some(o)) = (&self.prefix, v.as_object_mut()) {
-                o.insert("vm".into(), p.clone().into());
-            }
-            println!("{v}");
-            return;
-        }
-        let tag = self
-            .prefix
-            .as_deref()
-            .map(|p| format!("{p}: "))
-            .unwrap_or_default();
-        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
-        let line = match n {
-            Notice::Step { text } => format!("{tag}{text}"),
-            Notice::Undo { text } => format!("{tag}undo: {text}"),
-            Notice::Warning { text } => format!("{tag}warning: {text}"),
-            Notice::Progress(p) => {
-                if phase.is_none() {
-                    self.bar.set_draw_target(ProgressDrawTarget::stderr());
-                }
-                if *phase != Some(p.phase) {
-                    self.bar.reset();
-                    *phase = Some(p.phase);
-                    self.bar.set_prefix(match p.phase {
-                        Phase::Disk => "disks",
-                        Phase::Memory => "memory",
-                    });
-                }
-                self.bar.set_length(p.total);
-                self.bar.set_position(p.done);
-                return;
-            }
-        };
-        // A step after the migration: the bar has done its job.
-        if phase.take().is_some() {
-            self.bar.finish_and_clear();
-            self.bar.set_draw_target(ProgressDrawTarget::hidden());
-        }
-        eprintln!("{line}");
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-pub fn evacuate(global: &Global, args: EvacuateArgs) -> anyhow::Result<ExitCode> {
-    let inv = InventoryAccess::new(global)?;
-    let source = resolve_uri(global, &args.hv)?;
-    let source_name = (!args.hv.contains("://")).then(|| args.hv.clone());
-    let candidates: Vec<(String, String)> = if args.to.is_empty() {
-        let inv = inv.as_ref().ok_or_else(|| {
-            Exit::new(
-                exit::USAGE,
-                "no --to given and no inventory configured: name the destinations with --to URI",
-            )
-        })?;
-        inv.hypervisors(args.to_query.as_deref(), &source)?
-    } else {
-        args.to
-            .iter()
-            .map(|t| Ok((t.clone(), resolve_uri(global, t)?)))
-            .collect::<anyhow::Result<_>>()?
-    };
-    let conn = herd_migrate::libvirt::open(&source)
-        .map_err(|e| Exit::new(exit::FAILURE, format!("cannot connect to {source}: {e}")))?;
-    let vms: Vec<String> = conn
-        .list_all_domains(0)
-        .map_err(|e| Exit::new(exit::FAILURE, format!("list domains on {source}: {e}")))?
-        .iter()
-        .filter_map(|d| d.name().ok())
-        .collect();
-    drop(conn);
-    let request = request(&args.options, None)?;
-    let options = &args.options;
-    let cancel = exec::cancel_on_signals()?;
-    let queue = Mutex::new(vms.iter().cloned().collect::<VecDeque<_>>());
-    let results: Mutex<Vec<serde_json::Value>> = Mutex::new(Vec::new());
-    let failed = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for _ in 0..args.parallel.max(1) {
-            s.spawn(|| loop {
-                let Some(vm) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
-                    return;
-                };
-                let r = evacuate_one(
-                    &vm,
-                    &source,
-                    &source_name,
-                    &candidates,
-                    &request,
-                    inv.as_ref(),
-                    options,
-                    &cancel,
-                );
-                if r.get("status").and_then(|s| s.as_str()) != Some("moved")
-                    && r.get("status").and_then(|s| s.as_str()) != Some("planned")
-                {
-                    failed.store(true, Ordering::SeqCst);
-                }
-                results.lock().unwrap_or_else(|e| e.into_inner()).push(r);
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by(|a, b| a["vm"].as_str().cmp(&b["vm"].as_str()));
-    if options.json {
-        println!(
-            "{}",
-            serde_json::json!({ "evacuate": source, "vms": results })
-        );
-    } else {
-        for r in &results {
-            println!(
-                "{:<20} {:<8} {}",
-                r["vm"].as_str().unwrap_or("?"),
-                r["status"].as_str().unwrap_or("?"),
-                r["detail"].as_str().unwrap_or("")
-            );
-        }
-        if results.is_empty() {
-            println!("no VM on {source}");
-        }
-    }
-    if cancel.load(Ordering::SeqCst) {
-        return Err(Exit::new(
-            exit::INTERRUPTED,
-            "interrupted; the VM in flight was moved back",
-        )
-        .into());
-    }
-    if failed.load(Ordering::SeqCst) {
-        return Err(Exit::new(exit::FAILURE, "some VMs were not moved (see above)").into());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn evacuate_one(
-    vm: &str,
-    source: &str,
-    source_name: &Option<String>,
-    candidates: &[(String, String)],
-    request: &Request,
-    inv: Option<&InventoryAccess>,
-    options: &Options,
-    cancel: &Arc<AtomicBool>,
-) -> serde_json::Value {
-    let vm_object = inv.and_then(|i| i.object(vm));
-    let chosen = choose(
-        vm,
-        source,
-        candidates,
-        request,
-        vm_object.as_ref(),
-        source_name,
-    );
-    let (plan, dest, mut hosts) = match chosen {
-        Ok((_, Ok(plan), dest, hosts)) => (plan, dest, hosts),
-        Ok((_, Err(refusal), _, _)) => {
-            return serde_json::json!({"vm": vm, "status": "refused", "detail": refusal.to_string()})
-        }
-        Err(e) => {
-            return serde_json::json!({"vm": vm, "status": "refused", "detail": e.to_string()})
-        }
-    };
-    let dest = dest.unwrap_or_else(|| plan.destination.clone());
-    if options.dry_run {
-        return serde_json::json!({"vm": vm, "status": "planned", "detail": format!("-> {dest}"), "plan": plan});
-    }
-    if cancel.load(Ordering::SeqCst) {
-        return serde_json::json!({"vm": vm, "status": "skipped", "detail": "interrupted"});
-    }
-    let mut inventory = vm_object.map(|o| ClientInventory {
-        client: inv.map(|i| i.client.clone()),
-        object: o,
-    });
-    let ui = Ui::new(options.json, Some(vm.to_string()));
-    let observer = |n: &Notice| ui.notice(n);
-    let mut config = Config {
-        cancel: Arc::clone(cancel),
-        undo_timeout: Duration::from_secs(options.undo_timeout),
-        poll_interval: Duration::from_millis(250),
-        observer: &observer,
-        inventory: inventory.as_mut().map(|i| i as &mut dyn Inventory),
-        history: history_path(options),
-        owner: owner(),
-    };
-    let result = exec::run(&plan, &mut hosts, &mut config);
-    ui.finish();
-    match result {
-        Ok(r) => serde_json::json!({
-            "vm": vm, "status": "moved",
-            "detail": format!("-> {dest} in {:.1} s", r.duration_ms as f64 / 1000.0),
-            "report": r,
-        }),
-        Err(e) => serde_json::json!({"vm": vm, "status": "failed", "detail": e.to_string()}),
     }
 }
