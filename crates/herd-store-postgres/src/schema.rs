@@ -3,20 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use herd_model::validate::{attribute_regex, coerce_for_attribute};
-use herd_model::{
-    Attribute, AttributeType, Object, Schema, SchemaChange, Servertype, Value, SPECIAL_ATTRIBUTES,
-};
-use herd_store::{empty_schema_batch, refused_schema_change, SchemaChangeId};
+use std::collections::BTreeSet;
+
+use herd_model::validate::coerce_for_attribute;
+use herd_model::{Object, Schema, SchemaChange, Value};
+use herd_store::schema_change::{check_schema_changes, StoredFacts};
+use herd_store::SchemaChangeId;
 use postgres::Transaction;
 
 use crate::query::Catalog;
 use crate::sql::{bump_schema_version, write_attribute, write_servertype};
 use crate::{empty_value, internal, StoreError};
-
-fn schema_rule(message: String) -> StoreError {
-    StoreError::invalid("schema", message)
-}
 
 /// A template for a new object of `servertype`.
 pub(crate) fn template(schema: &Schema, servertype: &str) -> Result<Object, StoreError> {
@@ -46,11 +43,10 @@ pub(crate) fn template(schema: &Schema, servertype: &str) -> Result<Object, Stor
     Ok(Object { fields })
 }
 
-/// Checks and writes a batch of schema changes in the caller's
-/// (`SERIALIZABLE`) transaction, each change against the schema the ones
-/// before it produce and the objects as they left them, then records the
-/// batch in `schema_log`. The first refusal names its change; the caller
-/// then rolls the whole transaction back.
+/// Checks a batch of schema changes with herd-store's rules, answered from
+/// the caller's (`SERIALIZABLE`) transaction, writes it there and records
+/// it in `schema_log`. On a refusal nothing is written; the caller rolls
+/// the transaction back on any error.
 pub(crate) fn apply_batch(
     tx: &mut Transaction<'_>,
     catalog: &Catalog,
@@ -58,18 +54,14 @@ pub(crate) fn apply_batch(
     author: &str,
     time: i64,
 ) -> Result<SchemaChangeId, StoreError> {
-    if changes.is_empty() {
-        return Err(empty_schema_batch());
-    }
-    let mut schema = catalog.schema.clone();
-    for (i, change) in changes.iter().enumerate() {
-        apply(tx, &schema, change).map_err(|e| refused_schema_change(i, changes, e))?;
-        record(&mut schema, change);
-    }
+    let schema = check_schema_changes(&catalog.schema, &mut Facts(&mut *tx), changes)?;
     // Every server rebuilds its catalog from the new schema; it must build.
     Catalog::new(schema).map_err(|e| {
         StoreError::Internal(format!("the schema after the batch is inconsistent: {e}"))
     })?;
+    for change in changes {
+        write(tx, change)?;
+    }
     bump_schema_version(tx)?;
     let text = serde_json::to_string(changes)
         .map_err(|e| StoreError::Internal(format!("the schema changes do not encode: {e}")))?;
@@ -83,88 +75,42 @@ pub(crate) fn apply_batch(
         .get(0))
 }
 
-/// The schema after one (checked) change.
-fn record(schema: &mut Schema, change: &SchemaChange) {
-    match change {
-        SchemaChange::CreateAttribute { attribute }
-        | SchemaChange::UpdateAttribute { attribute } => {
-            schema
-                .attributes
-                .insert(attribute.attribute_id.clone(), attribute.clone());
-        }
-        SchemaChange::DeleteAttribute { attribute_id } => {
-            schema.attributes.remove(attribute_id);
-        }
-        SchemaChange::CreateServertype { servertype }
-        | SchemaChange::UpdateServertype { servertype } => {
-            schema
-                .servertypes
-                .insert(servertype.servertype_id.clone(), servertype.clone());
-        }
-        SchemaChange::DeleteServertype { servertype_id } => {
-            schema.servertypes.remove(servertype_id);
-        }
+/// The transaction's answers to the schema rules' questions.
+struct Facts<'a, 'b>(&'a mut Transaction<'b>);
+
+impl StoredFacts for Facts<'_, '_> {
+    fn has_objects(&mut self, servertype: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .0
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM server WHERE servertype_id = $1)",
+                &[&servertype],
+            )
+            .map_err(internal)?
+            .get(0))
+    }
+
+    fn servertypes_with_values(&mut self, attribute: &str) -> Result<BTreeSet<String>, StoreError> {
+        Ok(self
+            .0
+            .query(
+                "SELECT DISTINCT s.servertype_id FROM server_attribute a
+                 JOIN server s USING (object_id) WHERE a.attribute_id = $1",
+                &[&attribute],
+            )
+            .map_err(internal)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
     }
 }
 
-/// Checks and writes one schema change against `schema`, the schema so far
-/// in the batch.
-fn apply(
-    tx: &mut Transaction<'_>,
-    schema: &Schema,
-    change: &SchemaChange,
-) -> Result<(), StoreError> {
+/// Writes one (checked) change.
+fn write(tx: &mut Transaction<'_>, change: &SchemaChange) -> Result<(), StoreError> {
     match change {
-        SchemaChange::CreateAttribute { attribute } => {
-            if schema.attribute(&attribute.attribute_id).is_some() {
-                return Err(schema_rule(format!(
-                    "attribute {} already exists: change it with update_attribute",
-                    attribute.attribute_id
-                )));
-            }
-            check_attribute(schema, attribute)?;
-            write_attribute(tx, attribute)?;
-        }
-        SchemaChange::UpdateAttribute { attribute } => {
-            let id = &attribute.attribute_id;
-            let old = schema
-                .attribute(id)
-                .ok_or_else(|| StoreError::NotFound(format!("there is no attribute {id}")))?;
-            check_attribute(schema, attribute)?;
-            if old.attribute_type != attribute.attribute_type || old.multi != attribute.multi {
-                let used: bool = tx
-                    .query_one(
-                        "SELECT EXISTS (SELECT 1 FROM server_attribute WHERE attribute_id = $1)",
-                        &[id],
-                    )
-                    .map_err(internal)?
-                    .get(0);
-                if used {
-                    return Err(schema_rule(format!(
-                        "attribute {id} has values: its type and multi setting can not change; create a new attribute and move the values"
-                    )));
-                }
-            }
-            write_attribute(tx, attribute)?;
-        }
+        SchemaChange::CreateAttribute { attribute }
+        | SchemaChange::UpdateAttribute { attribute } => write_attribute(tx, attribute)?,
         SchemaChange::DeleteAttribute { attribute_id } => {
-            if schema.attribute(attribute_id).is_none() {
-                return Err(StoreError::NotFound(format!(
-                    "there is no attribute {attribute_id}"
-                )));
-            }
-            let users: Vec<&str> = schema
-                .servertypes
-                .values()
-                .filter(|s| s.attribute(attribute_id).is_some())
-                .map(|s| s.servertype_id.as_str())
-                .collect();
-            if !users.is_empty() {
-                return Err(schema_rule(format!(
-                    "attribute {attribute_id} is used by servertype(s) {}: remove it there first",
-                    users.join(", ")
-                )));
-            }
             tx.execute(
                 "DELETE FROM server_attribute WHERE attribute_id = $1",
                 &[attribute_id],
@@ -176,52 +122,23 @@ fn apply(
             )
             .map_err(internal)?;
         }
-        SchemaChange::CreateServertype { servertype } => {
-            if schema.servertype(&servertype.servertype_id).is_some() {
-                return Err(schema_rule(format!(
-                    "servertype {} already exists: change it with update_servertype",
-                    servertype.servertype_id
-                )));
-            }
-            check_servertype(schema, servertype)?;
-            write_servertype(tx, servertype)?;
-        }
+        SchemaChange::CreateServertype { servertype } => write_servertype(tx, servertype)?,
         SchemaChange::UpdateServertype { servertype } => {
-            let id = &servertype.servertype_id;
-            let old = schema
-                .servertype(id)
-                .ok_or_else(|| StoreError::NotFound(format!("there is no servertype {id}")))?;
-            check_servertype(schema, servertype)?;
-            if old.ip_addr_type != servertype.ip_addr_type && has_objects(tx, id)? {
-                return Err(schema_rule(format!(
-                    "servertype {id} has objects: its ip_addr_type can not change"
-                )));
-            }
-            for gone in old
+            // Values of the attributes the servertype no longer lists go.
+            let kept: Vec<&str> = servertype
                 .attributes
                 .iter()
-                .filter(|a| servertype.attribute(&a.attribute_id).is_none())
-            {
-                tx.execute(
-                    "DELETE FROM server_attribute WHERE attribute_id = $2 AND object_id IN
-                         (SELECT object_id FROM server WHERE servertype_id = $1)",
-                    &[id, &gone.attribute_id],
-                )
-                .map_err(internal)?;
-            }
+                .map(|a| a.attribute_id.as_str())
+                .collect();
+            tx.execute(
+                "DELETE FROM server_attribute WHERE attribute_id <> ALL($2) AND object_id IN
+                     (SELECT object_id FROM server WHERE servertype_id = $1)",
+                &[&servertype.servertype_id, &kept],
+            )
+            .map_err(internal)?;
             write_servertype(tx, servertype)?;
         }
         SchemaChange::DeleteServertype { servertype_id } => {
-            if schema.servertype(servertype_id).is_none() {
-                return Err(StoreError::NotFound(format!(
-                    "there is no servertype {servertype_id}"
-                )));
-            }
-            if has_objects(tx, servertype_id)? {
-                return Err(schema_rule(format!(
-                    "servertype {servertype_id} still has objects: delete them first"
-                )));
-            }
             tx.execute(
                 "DELETE FROM servertype WHERE servertype_id = $1",
                 &[servertype_id],
@@ -258,109 +175,4 @@ pub(crate) fn history(
         })
     })
     .collect()
-}
-
-fn has_objects(tx: &mut Transaction<'_>, servertype: &str) -> Result<bool, StoreError> {
-    Ok(tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM server WHERE servertype_id = $1)",
-            &[&servertype],
-        )
-        .map_err(internal)?
-        .get(0))
-}
-
-fn check_attribute(schema: &Schema, a: &Attribute) -> Result<(), StoreError> {
-    let id = &a.attribute_id;
-    if SPECIAL_ATTRIBUTES.contains(&id.as_str()) {
-        return Err(schema_rule(format!(
-            "{id} is a special attribute every object has"
-        )));
-    }
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(schema_rule(format!(
-            "attribute id {id:?} may hold only lowercase letters, digits and '_'"
-        )));
-    }
-    attribute_regex(a).map_err(|e| schema_rule(format!("attribute {id}: {}", e.message)))?;
-    if matches!(
-        a.attribute_type,
-        AttributeType::Supernet | AttributeType::Domain
-    ) && a.target_servertype.is_none()
-    {
-        return Err(schema_rule(format!(
-            "{} attribute {id} needs a target_servertype",
-            a.attribute_type.name()
-        )));
-    }
-    if let Some(target) = &a.target_servertype {
-        if schema.servertype(target).is_none() {
-            return Err(schema_rule(format!(
-                "attribute {id}: target servertype {target} does not exist; create it first"
-            )));
-        }
-    }
-    if a.attribute_type == AttributeType::Reverse {
-        let ok = a
-            .reversed_attribute
-            .as_deref()
-            .and_then(|r| schema.attribute(r))
-            .is_some_and(|r| r.attribute_type == AttributeType::Relation);
-        if !ok {
-            return Err(schema_rule(format!(
-                "reverse attribute {id} needs reversed_attribute naming an existing relation attribute"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn check_servertype(schema: &Schema, s: &Servertype) -> Result<(), StoreError> {
-    let id = &s.servertype_id;
-    if id.is_empty() || id.chars().any(char::is_whitespace) {
-        return Err(schema_rule(format!("servertype id {id:?} is not valid")));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for sa in &s.attributes {
-        let a = &sa.attribute_id;
-        if !seen.insert(a) {
-            return Err(schema_rule(format!("servertype {id} lists {a} twice")));
-        }
-        let def = schema.attribute(a).ok_or_else(|| {
-            StoreError::Validation(
-                herd_store::ValidationError::new(
-                    "unknown_attribute",
-                    format!("servertype {id} lists unknown attribute {a}: create it first"),
-                )
-                .attribute(a),
-            )
-        })?;
-        if let Some(default) = &sa.default_value {
-            let re = attribute_regex(def).ok().flatten();
-            coerce_for_attribute(def, re.as_ref(), default).map_err(|e| {
-                schema_rule(format!(
-                    "default value of {a} on servertype {id}: {}",
-                    e.message
-                ))
-            })?;
-        }
-        if let Some(via) = &sa.related_via_attribute {
-            let ok = schema.attribute(via).is_some_and(|v| {
-                matches!(
-                    v.attribute_type,
-                    AttributeType::Relation | AttributeType::Supernet
-                )
-            });
-            if !ok {
-                return Err(schema_rule(format!(
-                    "{a} on servertype {id}: related_via_attribute {via} must be a relation or supernet attribute"
-                )));
-            }
-        }
-    }
-    Ok(())
 }

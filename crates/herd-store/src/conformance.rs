@@ -46,6 +46,8 @@ macro_rules! conformance_tests {
             servertype_update_drops_removed_attribute_values,
             schema_batch_refused_at_its_last_change_changes_nothing,
             schema_batch_applies_whole_and_is_recorded,
+            schema_rules_refuse_alike,
+            schema_type_change_without_values_is_accepted,
         );
     };
     (@cases $factory:expr; $($case:ident,)*) => {
@@ -1468,4 +1470,489 @@ pub fn schema_batch_applies_whole_and_is_recorded(factory: &Factory) {
     let after = store.recent_commits(100).expect("recent commits");
     assert_eq!(after.len(), commits.len() + 1, "only ru1's commit is new");
     assert_eq!(&after[1..], &commits[..]);
+}
+
+/// `store`'s refusal of `batch`: the same error, word for word, as
+/// herd-store's rules make for change `index`, and nothing changed.
+fn refused_like(
+    store: &dyn Store,
+    what: &str,
+    batch: &[SchemaChange],
+    index: usize,
+    refusal: crate::schema_change::SchemaRefusal,
+) {
+    let before = everything(store);
+    let history = store.schema_history(usize::MAX).expect("schema history");
+    let expected = crate::refused_schema_change(index, batch, refusal.into());
+    let got = match store.change_schema(batch, "alice") {
+        Ok(id) => panic!("{what}: accepted as schema change {id}, expected: {expected}"),
+        Err(e) => e,
+    };
+    assert_eq!(got.to_string(), expected.to_string(), "{what}");
+    assert_eq!(got.http_status(), expected.http_status(), "{what}");
+    assert!(
+        everything(store) == before,
+        "{what}: schema or objects changed"
+    );
+    assert_eq!(
+        store.schema_history(usize::MAX).expect("schema history"),
+        history,
+        "{what}: schema history changed"
+    );
+}
+
+/// Every rule of `herd_store::schema_change`, with the fixture's objects:
+/// the same refusal and message on every engine.
+pub fn schema_rules_refuse_alike(factory: &Factory) {
+    use crate::schema_change::{Kind, SchemaRefusal as R, MAX_ID_LEN};
+    use AttributeType as T;
+    let store = factory();
+    fixture(&*store);
+    let schema = store.schema().expect("schema");
+    let s = |id: &str| id.to_owned();
+    let create_attribute = |a: Attribute| SchemaChange::CreateAttribute { attribute: a };
+    let create_servertype = |s: Servertype| SchemaChange::CreateServertype { servertype: s };
+    let update_servertype = |s: Servertype| SchemaChange::UpdateServertype { servertype: s };
+    let retyped = |id: &str, ty: AttributeType, multi: bool| SchemaChange::UpdateAttribute {
+        attribute: Attribute {
+            attribute_type: ty,
+            multi,
+            ..schema.attributes[id].clone()
+        },
+    };
+    let with_target = |id: &str, ty: AttributeType, target: &str| Attribute {
+        target_servertype: Some(target.into()),
+        ..attr(id, ty)
+    };
+    // vm without its relation to hypervisors (and dc, related via it).
+    let mut vm_alone = schema.servertypes["vm"].clone();
+    vm_alone
+        .attributes
+        .retain(|a| a.attribute_id != "hypervisor" && a.attribute_id != "dc");
+    let lb_with = |sa: ServertypeAttribute| {
+        let mut lb = schema.servertypes["lb"].clone();
+        lb.attributes.push(sa);
+        lb
+    };
+    let bad_regexp = Attribute {
+        regexp: Some("[".into()),
+        ..attr("broken", T::String)
+    };
+    let regexp_reason = herd_model::validate::attribute_regex(&bad_regexp)
+        .expect_err("[ does not compile")
+        .message;
+    let bad_default = Value::String("many".into());
+    let default_reason = herd_model::validate::coerce_for_attribute(
+        &schema.attributes["num_cpu"],
+        None,
+        &bad_default,
+    )
+    .expect_err("many is not a number")
+    .message;
+    let long = "a".repeat(MAX_ID_LEN + 1);
+
+    let cases: Vec<(&str, Vec<SchemaChange>, usize, R)> = vec![
+        (
+            "attribute id with '-'",
+            vec![create_attribute(attr("bad-name", T::String))],
+            0,
+            R::InvalidId {
+                kind: Kind::Attribute,
+                id: s("bad-name"),
+            },
+        ),
+        (
+            "attribute id starting with a digit",
+            vec![create_attribute(attr("2nd", T::String))],
+            0,
+            R::InvalidId {
+                kind: Kind::Attribute,
+                id: s("2nd"),
+            },
+        ),
+        (
+            "servertype id with '-'",
+            vec![create_servertype(st("rack-unit", IpAddrType::Null, &[]))],
+            0,
+            R::InvalidId {
+                kind: Kind::Servertype,
+                id: s("rack-unit"),
+            },
+        ),
+        (
+            "servertype id too long",
+            vec![create_servertype(st(&long, IpAddrType::Null, &[]))],
+            0,
+            R::InvalidId {
+                kind: Kind::Servertype,
+                id: long.clone(),
+            },
+        ),
+        (
+            "special attribute",
+            vec![create_attribute(attr("intern_ip", T::Inet))],
+            0,
+            R::SpecialAttribute { id: s("intern_ip") },
+        ),
+        (
+            "attribute exists",
+            vec![create_attribute(attr("os", T::String))],
+            0,
+            R::Exists {
+                kind: Kind::Attribute,
+                id: s("os"),
+            },
+        ),
+        (
+            "servertype exists",
+            vec![create_servertype(st("lb", IpAddrType::Null, &[]))],
+            0,
+            R::Exists {
+                kind: Kind::Servertype,
+                id: s("lb"),
+            },
+        ),
+        (
+            "update of a missing attribute",
+            vec![SchemaChange::UpdateAttribute {
+                attribute: attr("nope", T::String),
+            }],
+            0,
+            R::Missing {
+                kind: Kind::Attribute,
+                id: s("nope"),
+            },
+        ),
+        (
+            "delete of a missing servertype",
+            vec![SchemaChange::DeleteServertype {
+                servertype_id: s("nope"),
+            }],
+            0,
+            R::Missing {
+                kind: Kind::Servertype,
+                id: s("nope"),
+            },
+        ),
+        (
+            "type change while values exist",
+            vec![retyped("num_cpu", T::String, false)],
+            0,
+            R::ChangeWithValues {
+                attribute: s("num_cpu"),
+                servertypes: vec![s("hypervisor"), s("vm")],
+                from: s("number"),
+                to: s("string"),
+            },
+        ),
+        (
+            "multi change while values exist",
+            vec![retyped("tags", T::String, false)],
+            0,
+            R::ChangeWithValues {
+                attribute: s("tags"),
+                servertypes: vec![s("hypervisor"), s("vm")],
+                from: s("multi string"),
+                to: s("string"),
+            },
+        ),
+        (
+            "delete of a used attribute",
+            vec![SchemaChange::DeleteAttribute {
+                attribute_id: s("owner"),
+            }],
+            0,
+            R::InUse {
+                attribute: s("owner"),
+                servertypes: vec![s("vm")],
+            },
+        ),
+        (
+            "delete of a reversed relation",
+            vec![
+                update_servertype(vm_alone.clone()),
+                SchemaChange::DeleteAttribute {
+                    attribute_id: s("hypervisor"),
+                },
+            ],
+            1,
+            R::Reversed {
+                attribute: s("hypervisor"),
+                reverse: s("vms"),
+            },
+        ),
+        (
+            "a reversed relation changes type once its values are gone",
+            vec![
+                update_servertype(vm_alone),
+                retyped("hypervisor", T::String, false),
+            ],
+            1,
+            R::Reversed {
+                attribute: s("hypervisor"),
+                reverse: s("vms"),
+            },
+        ),
+        (
+            "delete of a servertype with objects",
+            vec![SchemaChange::DeleteServertype {
+                servertype_id: s("vm"),
+            }],
+            0,
+            R::HasObjects {
+                servertype: s("vm"),
+            },
+        ),
+        (
+            "delete of a targeted servertype",
+            vec![
+                create_servertype(st("rack_row", IpAddrType::Null, &[])),
+                create_attribute(with_target("row", T::Relation, "rack_row")),
+                SchemaChange::DeleteServertype {
+                    servertype_id: s("rack_row"),
+                },
+            ],
+            2,
+            R::Targeted {
+                servertype: s("rack_row"),
+                attribute: s("row"),
+            },
+        ),
+        (
+            "ip_addr_type change with objects",
+            vec![update_servertype(Servertype {
+                ip_addr_type: IpAddrType::Null,
+                ..schema.servertypes["hypervisor"].clone()
+            })],
+            0,
+            R::IpAddrTypeWithObjects {
+                servertype: s("hypervisor"),
+                from: "host",
+                to: "null",
+            },
+        ),
+        (
+            "supernet targeting a host servertype",
+            vec![create_attribute(with_target(
+                "hv_net",
+                T::Supernet,
+                "hypervisor",
+            ))],
+            0,
+            R::SupernetTargetNotNetwork {
+                attribute: s("hv_net"),
+                target: s("hypervisor"),
+                ip_addr_type: "host",
+            },
+        ),
+        (
+            "supernet target stops being a network",
+            vec![
+                create_servertype(st("site_network", IpAddrType::Network, &[])),
+                create_attribute(with_target("site", T::Supernet, "site_network")),
+                update_servertype(st("site_network", IpAddrType::Host, &[])),
+            ],
+            2,
+            R::SupernetTargetNotNetwork {
+                attribute: s("site"),
+                target: s("site_network"),
+                ip_addr_type: "host",
+            },
+        ),
+        (
+            "domain without target",
+            vec![create_attribute(attr("zone2", T::Domain))],
+            0,
+            R::NeedsTarget {
+                attribute: s("zone2"),
+                ty: "domain",
+            },
+        ),
+        (
+            "unknown target",
+            vec![create_attribute(with_target(
+                "owner_host",
+                T::Relation,
+                "nope",
+            ))],
+            0,
+            R::UnknownTarget {
+                attribute: s("owner_host"),
+                target: s("nope"),
+            },
+        ),
+        (
+            "reverse of a string",
+            vec![create_attribute(Attribute {
+                reversed_attribute: Some("os".into()),
+                ..attr("os_users", T::Reverse)
+            })],
+            0,
+            R::BadReversed {
+                attribute: s("os_users"),
+                reversed: Some(s("os")),
+            },
+        ),
+        (
+            "reverse of nothing",
+            vec![create_attribute(attr("orphans", T::Reverse))],
+            0,
+            R::BadReversed {
+                attribute: s("orphans"),
+                reversed: None,
+            },
+        ),
+        (
+            "regexp that does not compile",
+            vec![create_attribute(bad_regexp.clone())],
+            0,
+            R::BadRegexp {
+                attribute: s("broken"),
+                reason: regexp_reason,
+            },
+        ),
+        (
+            "servertype listing an unknown attribute",
+            vec![create_servertype(st("x", IpAddrType::Host, &["nope"]))],
+            0,
+            R::UnknownAttribute {
+                servertype: s("x"),
+                attribute: s("nope"),
+            },
+        ),
+        (
+            "servertype listing an attribute twice",
+            vec![create_servertype(st("x", IpAddrType::Host, &["os", "os"]))],
+            0,
+            R::ListedTwice {
+                servertype: s("x"),
+                attribute: s("os"),
+            },
+        ),
+        (
+            "related via a string",
+            vec![update_servertype(lb_with(ServertypeAttribute {
+                related_via_attribute: Some("os".into()),
+                ..ServertypeAttribute::new("dc")
+            }))],
+            0,
+            R::BadRelatedVia {
+                servertype: s("lb"),
+                attribute: s("dc"),
+                via: s("os"),
+            },
+        ),
+        (
+            "related via a relation the servertype does not list",
+            vec![update_servertype(lb_with(ServertypeAttribute {
+                related_via_attribute: Some("hypervisor".into()),
+                ..ServertypeAttribute::new("dc")
+            }))],
+            0,
+            R::BadRelatedVia {
+                servertype: s("lb"),
+                attribute: s("dc"),
+                via: s("hypervisor"),
+            },
+        ),
+        (
+            "default of a computed attribute",
+            vec![update_servertype(lb_with(ServertypeAttribute {
+                default_value: Some(Value::String("x".into())),
+                ..ServertypeAttribute::new("vms")
+            }))],
+            0,
+            R::ComputedDefault {
+                servertype: s("lb"),
+                attribute: s("vms"),
+            },
+        ),
+        (
+            "default of the wrong type",
+            vec![update_servertype(lb_with(ServertypeAttribute {
+                default_value: Some(bad_default.clone()),
+                ..ServertypeAttribute::new("num_cpu")
+            }))],
+            0,
+            R::BadDefault {
+                servertype: s("lb"),
+                attribute: s("num_cpu"),
+                reason: default_reason,
+            },
+        ),
+    ];
+    for (what, batch, index, refusal) in cases {
+        refused_like(&*store, what, &batch, index, refusal);
+    }
+    // Pinned words, so a change of the shared messages is a visible one.
+    let message =
+        refusal_message(store.change_schema(&[retyped("num_cpu", T::String, false)], "alice"));
+    assert_eq!(
+        message,
+        "schema change 1 of 1 (update_attribute num_cpu): attribute num_cpu has values on objects \
+         of servertype(s) hypervisor, vm: its type and multi can not change (number to string); \
+         create a new attribute, move the values, then delete this one; nothing was applied"
+    );
+}
+
+/// What serveradmin allows and one engine used to refuse: a type change
+/// of an attribute servertypes list but no object holds, and one whose
+/// values an earlier change of the batch removed.
+pub fn schema_type_change_without_values_is_accepted(factory: &Factory) {
+    let store = factory();
+    fixture(&*store);
+    let mut spare = attr("spare", AttributeType::Number);
+    let mut lb = store.schema().unwrap().servertypes["lb"].clone();
+    lb.attributes.push(ServertypeAttribute::new("spare"));
+    store
+        .change_schema(
+            &[
+                SchemaChange::CreateAttribute {
+                    attribute: spare.clone(),
+                },
+                SchemaChange::UpdateServertype { servertype: lb },
+            ],
+            "alice",
+        )
+        .expect("spare on lb");
+    spare.attribute_type = AttributeType::String;
+    spare.multi = true;
+    store
+        .change_schema(
+            &[SchemaChange::UpdateAttribute { attribute: spare }],
+            "alice",
+        )
+        .expect("listed by lb, held by no object");
+    assert!(store.schema().unwrap().is_multi("spare"));
+
+    // dc has values on hypervisors only; the batch strips them first.
+    let mut hv = store.schema().unwrap().servertypes["hypervisor"].clone();
+    hv.attributes.retain(|a| a.attribute_id != "dc");
+    let mut dc = store.schema().unwrap().attributes["dc"].clone();
+    dc.attribute_type = AttributeType::Number;
+    let refused = store.change_schema(
+        &[SchemaChange::UpdateAttribute {
+            attribute: dc.clone(),
+        }],
+        "alice",
+    );
+    assert!(
+        refusal_message(refused)
+            .contains("attribute dc has values on objects of servertype(s) hypervisor:"),
+        "dc is held by hypervisors"
+    );
+    store
+        .change_schema(
+            &[
+                SchemaChange::UpdateServertype { servertype: hv },
+                SchemaChange::UpdateAttribute { attribute: dc },
+            ],
+            "alice",
+        )
+        .expect("values stripped earlier in the batch");
+    assert_eq!(
+        store.schema().unwrap().attributes["dc"].attribute_type,
+        AttributeType::Number
+    );
+    assert_eq!(get(&*store, "hv1.example.com").get("dc"), None);
 }

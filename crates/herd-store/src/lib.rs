@@ -32,6 +32,10 @@
 //! - The trait is synchronous; callers in async code use `spawn_blocking`,
 //!   except for reads of a store whose [`Store::fast_reads`] is true.
 //!
+//! [`schema_change`] holds the rules of schema changes every engine
+//! applies: engines answer a few facts about their objects and write what
+//! [`schema_change::check_schema_changes`] accepted.
+//!
 //! [`fleet`] loads the benchmark fleet into any store and builds its five
 //! queries; the `conformance` feature adds `conformance_tests!`, the
 //! story every engine's tests run.
@@ -43,6 +47,7 @@ pub mod auth;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod fleet;
+pub mod schema_change;
 
 use herd_model::{
     CommitId, CommitRecord, DatetimeJson, Object, ObjectId, Query, Schema, SchemaChange,
