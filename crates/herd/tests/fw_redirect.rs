@@ -267,3 +267,45 @@ fn wan_port_forward_reaches_the_internal_server_and_check_agrees() {
     }
     println!("{}", report.join("\n"));
 }
+
+#[test]
+fn check_refuses_an_invalid_redirect_naming_section_and_option() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    std::fs::create_dir_all(dir.join("cfg")).expect("mkdir");
+    std::fs::write(dir.join("cfg/network"), NETWORK).expect("network");
+    let bad = WEB_FORWARD.replace("'80'", "'8080-80'");
+    std::fs::write(dir.join("cfg/firewall"), format!("{DEFAULT_FIREWALL}{bad}")).expect("firewall");
+    let out = herd(
+        &[
+            "fw",
+            "check",
+            "--config",
+            "cfg",
+            "--src",
+            "203.0.113.10",
+            "--dst",
+            "203.0.113.1",
+            "--proto",
+            "tcp",
+            "--dport",
+            "8080",
+        ],
+        dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("redirect @redirect[0] (web-forward): option 'dest_port' has the invalid value '8080-80'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fix these sections"), "{stderr}");
+    // nft still prints what fw4 would load (without the redirect), with
+    // fw4's warning naming section and option
+    let nft = herd(&["fw", "nft", "--config", "cfg"], dir);
+    assert!(nft.status.success());
+    assert!(!String::from_utf8_lossy(&nft.stdout).contains("web-forward"));
+    assert!(String::from_utf8_lossy(&nft.stderr).contains(
+        "[!] Section @redirect[0] (web-forward) option 'dest_port' specifies invalid value '8080-80'"
+    ));
+}
