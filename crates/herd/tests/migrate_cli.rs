@@ -333,11 +333,23 @@ fn name_collision_and_stale_lock_are_refused_with_exit_6_until_resolved() {
 }
 
 #[test]
-fn evacuation_moves_both_vms_and_reports_each() {
+fn evacuation_to_a_uri_moves_both_vms_and_records_the_inventory_name() {
     let world = World::new(&["evm1", "evm2"]);
     world.guest("evm1", 2);
     world.guest("evm2", 2);
-    let out = world.run(&["hv", "evacuate", "hv1", "--parallel", "2", "--json"]);
+    // The destination given as its libvirt URI: the VMs' `hypervisor`
+    // must still become its inventory name.
+    let to = world.hosts[1].uri.clone();
+    let out = world.run(&[
+        "hv",
+        "evacuate",
+        "hv1",
+        "--to",
+        &to,
+        "--parallel",
+        "2",
+        "--json",
+    ]);
     assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
     let lines = json_lines(&stdout(&out));
     let summary = lines.last().unwrap();

@@ -83,9 +83,15 @@ fn destinations(
         let inv = inv.ok_or_else(|| Exit::new(exit::USAGE, none))?;
         return fleet::candidates(inv, args.to_query.as_deref(), source).map_err(fleet_error);
     }
+    // A destination given as a URI keeps its inventory name when the
+    // inventory has it: the VM's `hypervisor` is set to that name.
     let hv = |t: &String| {
+        let name = match inv {
+            Some(inv) if is_uri(t) => fleet::name_of_uri(inv, t),
+            _ => None,
+        };
         Ok(Hv {
-            name: t.clone(),
+            name: name.unwrap_or_else(|| t.clone()),
             uri: resolve_uri(global, t)?,
         })
     };
