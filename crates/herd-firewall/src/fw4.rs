@@ -2398,347 +2398,41 @@ impl Fw4 {
         rs.text(ipset::definitions_text(&self.ipsets));
         rs.text("\t#\n\t# Defines\n\t#\n\n");
         for z in &self.zones {
-            let n = if z.name.starts_with(|c: char| c.is_ascii_digit()) {
-                format!("_{}", z.name)
-            } else {
-                z.name.clone()
-            };
-            rs.text(format!(
-                "\tdefine {n}_devices = {}\n\tdefine {n}_subnets = {}\n\n",
-                set(&z.match_devices, true),
-                set(&z.match_subnets, true)
-            ));
+            rs.text(zone_defines(z));
         }
         rs.text(self.limits_text());
         rs.text("\n\t#\n\t# User includes\n\t#\n\n\tinclude \"/etc/nftables.d/*.nft\"\n");
         rs.text(self.includes_text("table-pre", "\t"));
         rs.text("\n\n\t#\n\t# Filter rules\n\t#\n\n");
-
-        let ct_vmap = |what: &str| {
-            let extra = if d.drop_invalid {
-                ", invalid : drop"
-            } else {
-                ""
-            };
-            Rule {
-                matches: vec![Match::CtState(format!(
-                    "ct state vmap {{ established : accept, related : accept{extra} }}"
-                ))],
-                comment: Some(format!("!fw4: Handle {what} flows")),
-                ..Rule::default()
-            }
-        };
-
-        // input
-        let mut input = base_chain(
-            "input",
-            "filter",
-            Hook::Input,
-            "filter",
-            self.policy(d.input),
-        );
-        input.lines.push(Line::Blank);
-        input.rule(Rule {
-            matches: vec![Match::Iface {
-                egress: false,
-                name: "lo".into(),
-            }],
-            verdict: Some(Verdict::Accept),
-            comment: Some("!fw4: Accept traffic from loopback".into()),
-            ..Rule::default()
-        });
-        input.lines.push(Line::Blank);
-        self.chain_includes(&mut input, "chain-pre");
-        input.rule(ct_vmap("inbound"));
+        add_chain(&mut rs, self.input_chain());
+        add_chain(&mut rs, self.forward_chain());
+        add_chain(&mut rs, self.output_chain());
+        add_chain(&mut rs, self.helper_prerouting_chain());
+        add_chain(&mut rs, reject_chain(d));
         if d.synflood_protect {
-            input.rule(Rule {
-                matches: vec![Match::TcpSyn],
-                verdict: Some(Verdict::Jump("syn_flood".into())),
-                comment: Some("!fw4: Rate limit TCP syn packets".into()),
-                ..Rule::default()
-            });
+            add_chain(&mut rs, syn_flood_chain(d));
         }
-        self.push_rules(&mut input, "input", LogZone::RuleDest);
-        for z in &self.zones {
-            for m in &z.match_rules {
-                input.rule(zone_jump(z, m, "input"));
-            }
-        }
-        if d.input == Pol::Reject {
-            input.rule(jump("handle_reject"));
-        }
-        self.chain_includes(&mut input, "chain-post");
-        rs.chain(input);
-        rs.text("\n");
-
-        // forward
-        let mut forward = base_chain(
-            "forward",
-            "filter",
-            Hook::Forward,
-            "filter",
-            self.policy(d.forward),
-        );
-        forward.lines.push(Line::Blank);
-        self.chain_includes(&mut forward, "chain-pre");
-        forward.rule(ct_vmap("forwarded"));
-        self.push_rules(&mut forward, "forward", LogZone::RuleDest);
-        for z in &self.zones {
-            for m in &z.match_rules {
-                forward.rule(zone_jump(z, m, "forward"));
-            }
-        }
-        self.chain_includes(&mut forward, "chain-post");
-        if d.forward == Pol::Reject {
-            forward.rule(jump("handle_reject"));
-        }
-        rs.chain(forward);
-        rs.text("\n");
-
-        // output
-        let mut output = base_chain(
-            "output",
-            "filter",
-            Hook::Output,
-            "filter",
-            self.policy(d.output),
-        );
-        output.lines.push(Line::Blank);
-        output.rule(Rule {
-            matches: vec![Match::Iface {
-                egress: true,
-                name: "lo".into(),
-            }],
-            verdict: Some(Verdict::Accept),
-            comment: Some("!fw4: Accept traffic towards loopback".into()),
-            ..Rule::default()
-        });
-        output.lines.push(Line::Blank);
-        self.chain_includes(&mut output, "chain-pre");
-        output.rule(ct_vmap("outbound"));
-        self.push_rules(&mut output, "output", LogZone::RuleDest);
-        for z in &self.zones {
-            for m in &z.match_rules {
-                if z.dflags.contains("helper") {
-                    let mut lm = m.clone();
-                    lm.devices_pos = self.filter_loopback_devs(&m.devices_pos, true);
-                    lm.subnets_pos = filter_loopback_addrs(&m.subnets_pos, true);
-                    if lm.devices_pos.is_some() || lm.subnets_pos.is_some() {
-                        output.rule(zone_jump(z, &lm, "helper"));
-                    }
-                }
-                output.rule(zone_jump(z, m, "output"));
-            }
-        }
-        self.chain_includes(&mut output, "chain-post");
-        if d.output == Pol::Reject {
-            output.rule(jump("handle_reject"));
-        }
-        rs.chain(output);
-        rs.text("\n");
-
-        // prerouting (helpers)
-        let mut pre = base_chain(
-            "prerouting",
-            "filter",
-            Hook::Prerouting,
-            "filter",
-            Policy::Accept,
-        );
-        for z in &self.zones {
-            if !z.dflags.contains("helper") {
-                continue;
-            }
-            for m in &z.match_rules {
-                let mut lm = m.clone();
-                lm.devices_pos = self.filter_loopback_devs(&m.devices_pos, false);
-                lm.subnets_pos = filter_loopback_addrs(&m.subnets_pos, false);
-                if m.devices_neg.is_some()
-                    || m.subnets_neg.is_some()
-                    || lm.devices_pos.is_some()
-                    || lm.subnets_pos.is_some()
-                {
-                    pre.rule(zone_jump(z, &lm, "helper"));
-                }
-            }
-        }
-        rs.chain(pre);
-        rs.text("\n");
-
-        let mut reject = Chain::new("handle_reject");
-        let code = |c: &str| {
-            if c != "tcp-reset" {
-                format!("with icmpx type {c}")
-            } else {
-                "with tcp reset".to_string()
-            }
-        };
-        reject.rule(Rule {
-            matches: vec![Match::L4proto {
-                text: "tcp".into(),
-                protos: vec!["tcp".into()],
-            }],
-            verdict: Some(Verdict::Reject(code(d.tcp_reject_code))),
-            comment: Some("!fw4: Reject TCP traffic".into()),
-            ..Rule::default()
-        });
-        reject.rule(Rule {
-            verdict: Some(Verdict::Reject(code(d.any_reject_code))),
-            comment: Some("!fw4: Reject any other traffic".into()),
-            ..Rule::default()
-        });
-        rs.chain(reject);
-        rs.text("\n");
-
-        if d.synflood_protect {
-            let mut syn = Chain::new("syn_flood");
-            let burst = d
-                .synflood_burst
-                .filter(|b| *b != 0)
-                .map(|b| format!(" burst {b} packets"))
-                .unwrap_or_default();
-            syn.rule(Rule {
-                matches: vec![Match::Limit(format!(
-                    "limit rate {}/{}{burst}",
-                    d.synflood_rate.rate, d.synflood_rate.unit
-                ))],
-                verdict: Some(Verdict::Return),
-                comment: Some("!fw4: Accept SYN packets below rate-limit".into()),
-                ..Rule::default()
-            });
-            syn.rule(Rule {
-                verdict: Some(Verdict::Drop),
-                comment: Some("!fw4: Drop excess packets".into()),
-                ..Rule::default()
-            });
-            rs.chain(syn);
-            rs.text("\n");
-        }
-
         for (zi, z) in self.zones.iter().enumerate() {
-            let own = LogZone::Of(zi);
-            let mut c = Chain::new(format!("input_{}", z.name));
-            self.push_own_rules(&mut c, own);
-            if z.dflags.contains("dnat") {
-                c.rule(ct_status_dnat("Accept port redirections"));
-            }
-            c.rule(jump(&format!("{}_from_{}", z.input.as_str(), z.name)));
-            rs.chain(c);
-            rs.text("\n");
-            let mut c = Chain::new(format!("output_{}", z.name));
-            self.push_own_rules(&mut c, own);
-            c.rule(jump(&format!("{}_to_{}", z.output.as_str(), z.name)));
-            rs.chain(c);
-            rs.text("\n");
-            let mut c = Chain::new(format!("forward_{}", z.name));
-            self.push_own_rules(&mut c, own);
-            if z.dflags.contains("dnat") {
-                c.rule(ct_status_dnat("Accept port forwards"));
-            }
-            c.rule(jump(&format!("{}_to_{}", z.forward.as_str(), z.name)));
-            if d.forward != Pol::Accept && (z.log & 1) != 0 {
-                let policy = match d.forward {
-                    Pol::Reject => "reject",
-                    _ => "drop",
-                };
-                let mut matches = Vec::new();
-                if z.log_limit.is_some() {
-                    matches.push(Match::Limit(format!("limit name \"{}.log_limit\"", z.name)));
-                }
-                c.rule(Rule {
-                    matches,
-                    stmts: vec![Stmt::Text(format!(
-                        "log prefix \"{policy} {} forward: \"",
-                        z.name
-                    ))],
-                    ..Rule::default()
-                });
-            }
-            rs.chain(c);
-            rs.text("\n");
-            if z.dflags.contains("helper") {
-                let mut c = Chain::new(format!("helper_{}", z.name));
-                self.push_own_rules(&mut c, own);
-                rs.chain(c);
-                rs.text("\n");
-            }
-            for verdict in ["accept", "reject", "drop"] {
-                if z.sflags.contains(verdict) {
-                    let mut c = Chain::new(format!("{verdict}_from_{}", z.name));
-                    for m in &z.match_rules {
-                        for r in zone_verdict(z, m, false, verdict) {
-                            c.rule(r);
-                        }
-                    }
-                    rs.chain(c);
-                    rs.text("\n");
-                }
-                if z.dflags.contains(verdict) {
-                    let mut c = Chain::new(format!("{verdict}_to_{}", z.name));
-                    for m in &z.match_rules {
-                        if verdict == "accept" && (z.masq || z.masq6) && !z.masq_allow_invalid {
-                            for r in zone_drop_invalid(z, m) {
-                                c.rule(r);
-                            }
-                        }
-                        for r in zone_verdict(z, m, true, verdict) {
-                            c.rule(r);
-                        }
-                    }
-                    rs.chain(c);
-                    rs.text("\n");
-                }
-            }
+            self.add_zone_filter_chains(&mut rs, zi, z);
         }
 
         rs.text("\n\t#\n\t# NAT rules\n\t#\n\n");
         let mut dstnat = base_chain("dstnat", "nat", Hook::Prerouting, "dstnat", Policy::Accept);
-        for z in self.zones.iter().filter(|z| z.dflags.contains("dnat")) {
-            for m in &z.match_rules {
-                dstnat.rule(zone_jump(z, m, "dstnat"));
-            }
-        }
-        rs.chain(dstnat);
-        rs.text("\n");
+        push_zone_jumps(&mut dstnat, self.zones_with("dnat"), "dstnat");
+        add_chain(&mut rs, dstnat);
         let mut srcnat = base_chain("srcnat", "nat", Hook::Postrouting, "srcnat", Policy::Accept);
         self.push_redirects(&mut srcnat, None);
-        for z in &self.zones {
-            if z.dflags.contains("snat") {
-                for m in &z.match_rules {
-                    srcnat.rule(zone_jump(z, m, "srcnat"));
-                }
-            }
-        }
-        rs.chain(srcnat);
-        rs.text("\n");
+        push_zone_jumps(&mut srcnat, self.zones_with("snat"), "srcnat");
+        add_chain(&mut rs, srcnat);
         for z in &self.zones {
             if z.dflags.contains("dnat") {
                 let mut c = Chain::new(format!("dstnat_{}", z.name));
                 self.push_redirects(&mut c, Some(z));
-                rs.chain(c);
-                rs.text("\n");
+                add_chain(&mut rs, c);
             }
-            if !z.dflags.contains("snat") {
-                continue;
+            if z.dflags.contains("snat") {
+                add_chain(&mut rs, self.zone_srcnat_chain(z));
             }
-            let mut c = Chain::new(format!("srcnat_{}", z.name));
-            self.push_redirects(&mut c, Some(z));
-            if z.masq {
-                for s in &z.masq4_src {
-                    for dst in &z.masq4_dest {
-                        c.rule(zone_masq(z, 4, s, dst));
-                    }
-                }
-            }
-            if z.masq6 {
-                for s in &z.masq6_src {
-                    for dst in &z.masq6_dest {
-                        c.rule(zone_masq(z, 6, s, dst));
-                    }
-                }
-            }
-            rs.chain(c);
-            rs.text("\n");
         }
 
         rs.text("\n\t#\n\t# Raw rules (notrack)\n\t#\n\n");
@@ -2750,108 +2444,277 @@ impl Fw4 {
             Policy::Accept,
         );
         let mut raw_out = base_chain("raw_output", "filter", Hook::Output, "raw", Policy::Accept);
-        for z in &self.zones {
-            if !z.dflags.contains("notrack") {
-                continue;
+        for z in self.zones_with("notrack") {
+            for lm in z
+                .match_rules
+                .iter()
+                .filter_map(|m| self.non_loopback_match(m))
+            {
+                raw_pre.rule(zone_jump(z, &lm, "notrack"));
             }
-            for m in &z.match_rules {
-                let mut lm = m.clone();
-                lm.devices_pos = self.filter_loopback_devs(&m.devices_pos, false);
-                lm.subnets_pos = filter_loopback_addrs(&m.subnets_pos, false);
-                if m.devices_neg.is_some()
-                    || m.subnets_neg.is_some()
-                    || lm.devices_pos.is_some()
-                    || lm.subnets_pos.is_some()
-                {
-                    raw_pre.rule(zone_jump(z, &lm, "notrack"));
-                }
-            }
-            for m in &z.match_rules {
-                let mut lm = m.clone();
-                lm.devices_pos = self.filter_loopback_devs(&m.devices_pos, true);
-                lm.subnets_pos = filter_loopback_addrs(&m.subnets_pos, true);
-                if lm.devices_pos.is_some() || lm.subnets_pos.is_some() {
-                    raw_out.rule(zone_jump(z, &lm, "notrack"));
-                }
+            for lm in z.match_rules.iter().filter_map(|m| self.loopback_match(m)) {
+                raw_out.rule(zone_jump(z, &lm, "notrack"));
             }
         }
-        rs.chain(raw_pre);
-        rs.text("\n");
-        rs.chain(raw_out);
-        rs.text("\n");
-        for z in &self.zones {
-            if z.dflags.contains("notrack") {
-                let mut c = Chain::new(format!("notrack_{}", z.name));
-                self.push_own_rules(&mut c, LogZone::None);
-                rs.chain(c);
-                rs.text("\n");
-            }
+        add_chain(&mut rs, raw_pre);
+        add_chain(&mut rs, raw_out);
+        for z in self.zones_with("notrack") {
+            add_chain(
+                &mut rs,
+                self.own_chain(format!("notrack_{}", z.name), LogZone::None),
+            );
         }
 
         rs.text("\n\t#\n\t# Mangle rules\n\t#\n\n");
-        let mut mpre = base_chain(
-            "mangle_prerouting",
-            "filter",
-            Hook::Prerouting,
-            "mangle",
-            Policy::Accept,
+        add_chain(
+            &mut rs,
+            self.mangle_chain("mangle_prerouting", "filter", Hook::Prerouting),
         );
-        self.push_rules(&mut mpre, "mangle_prerouting", LogZone::None);
-        rs.chain(mpre);
-        rs.text("\n");
-        let mut mpost = base_chain(
-            "mangle_postrouting",
-            "filter",
-            Hook::Postrouting,
-            "mangle",
-            Policy::Accept,
+        let mut mpost = self.mangle_chain("mangle_postrouting", "filter", Hook::Postrouting);
+        self.push_mssfix(&mut mpost, true);
+        add_chain(&mut rs, mpost);
+        add_chain(
+            &mut rs,
+            self.mangle_chain("mangle_input", "filter", Hook::Input),
         );
-        self.push_rules(&mut mpost, "mangle_postrouting", LogZone::None);
-        for z in self.zones.iter().filter(|z| z.mtu_fix) {
-            for m in &z.match_rules {
-                mpost.rule(zone_mssfix(z, m, true));
-            }
-        }
-        rs.chain(mpost);
-        rs.text("\n");
-        let mut min = base_chain(
-            "mangle_input",
-            "filter",
-            Hook::Input,
-            "mangle",
-            Policy::Accept,
+        add_chain(
+            &mut rs,
+            self.mangle_chain("mangle_output", "route", Hook::Output),
         );
-        self.push_rules(&mut min, "mangle_input", LogZone::None);
-        rs.chain(min);
-        rs.text("\n");
-        let mut mout = base_chain(
-            "mangle_output",
-            "route",
-            Hook::Output,
-            "mangle",
-            Policy::Accept,
-        );
-        self.push_rules(&mut mout, "mangle_output", LogZone::None);
-        rs.chain(mout);
-        rs.text("\n");
-        let mut mfwd = base_chain(
-            "mangle_forward",
-            "filter",
-            Hook::Forward,
-            "mangle",
-            Policy::Accept,
-        );
-        self.push_rules(&mut mfwd, "mangle_forward", LogZone::None);
-        for z in self.zones.iter().filter(|z| z.mtu_fix) {
-            for m in &z.match_rules {
-                mfwd.rule(zone_mssfix(z, m, false));
-            }
-        }
+        let mut mfwd = self.mangle_chain("mangle_forward", "filter", Hook::Forward);
+        self.push_mssfix(&mut mfwd, false);
         rs.chain(mfwd);
         rs.text(self.includes_text("table-post", "\t"));
         rs.text("}\n");
         rs.text(self.includes_text("ruleset-post", ""));
         rs
+    }
+
+    /// The zones whose destination flags hold `flag` (the chains they need).
+    fn zones_with<'a>(&'a self, flag: &'a str) -> impl Iterator<Item = &'a Zone> + 'a {
+        self.zones.iter().filter(move |z| z.dflags.contains(flag))
+    }
+
+    /// The `input` base chain: loopback, established flows, syn flood, the
+    /// input rules, then a jump per zone match.
+    fn input_chain(&self) -> Chain {
+        let d = &self.defaults;
+        let mut input = self.filter_chain("input", Hook::Input, d.input);
+        input.lines.push(Line::Blank);
+        input.rule(loopback_accept(false, "Accept traffic from loopback"));
+        input.lines.push(Line::Blank);
+        self.chain_includes(&mut input, "chain-pre");
+        input.rule(ct_state_vmap(d, "inbound"));
+        if d.synflood_protect {
+            input.rule(Rule {
+                matches: vec![Match::TcpSyn],
+                verdict: Some(Verdict::Jump("syn_flood".into())),
+                comment: Some("!fw4: Rate limit TCP syn packets".into()),
+                ..Rule::default()
+            });
+        }
+        self.push_rules(&mut input, "input", LogZone::RuleDest);
+        push_zone_jumps(&mut input, self.zones.iter(), "input");
+        if d.input == Pol::Reject {
+            input.rule(jump("handle_reject"));
+        }
+        self.chain_includes(&mut input, "chain-post");
+        input
+    }
+
+    /// The `forward` base chain (chain-post includes before the reject jump,
+    /// as in fw4).
+    fn forward_chain(&self) -> Chain {
+        let d = &self.defaults;
+        let mut forward = self.filter_chain("forward", Hook::Forward, d.forward);
+        forward.lines.push(Line::Blank);
+        self.chain_includes(&mut forward, "chain-pre");
+        forward.rule(ct_state_vmap(d, "forwarded"));
+        self.push_rules(&mut forward, "forward", LogZone::RuleDest);
+        push_zone_jumps(&mut forward, self.zones.iter(), "forward");
+        self.chain_includes(&mut forward, "chain-post");
+        if d.forward == Pol::Reject {
+            forward.rule(jump("handle_reject"));
+        }
+        forward
+    }
+
+    /// The `output` base chain: helper jumps for loopback traffic before
+    /// each zone's output jump.
+    fn output_chain(&self) -> Chain {
+        let d = &self.defaults;
+        let mut output = self.filter_chain("output", Hook::Output, d.output);
+        output.lines.push(Line::Blank);
+        output.rule(loopback_accept(true, "Accept traffic towards loopback"));
+        output.lines.push(Line::Blank);
+        self.chain_includes(&mut output, "chain-pre");
+        output.rule(ct_state_vmap(d, "outbound"));
+        self.push_rules(&mut output, "output", LogZone::RuleDest);
+        for z in &self.zones {
+            for m in &z.match_rules {
+                if z.dflags.contains("helper") {
+                    if let Some(lm) = self.loopback_match(m) {
+                        output.rule(zone_jump(z, &lm, "helper"));
+                    }
+                }
+                output.rule(zone_jump(z, m, "output"));
+            }
+        }
+        self.chain_includes(&mut output, "chain-post");
+        if d.output == Pol::Reject {
+            output.rule(jump("handle_reject"));
+        }
+        output
+    }
+
+    /// The `prerouting` chain: CT helper assignment for non-loopback traffic.
+    fn helper_prerouting_chain(&self) -> Chain {
+        let mut pre = base_chain(
+            "prerouting",
+            "filter",
+            Hook::Prerouting,
+            "filter",
+            Policy::Accept,
+        );
+        for z in self.zones_with("helper") {
+            for lm in z
+                .match_rules
+                .iter()
+                .filter_map(|m| self.non_loopback_match(m))
+            {
+                pre.rule(zone_jump(z, &lm, "helper"));
+            }
+        }
+        pre
+    }
+
+    /// A zone's own filter chains: `input_`, `output_`, `forward_`,
+    /// `helper_`, and its verdict chains (`accept_from_`, `drop_to_`, ...).
+    fn add_zone_filter_chains(&self, rs: &mut Ruleset, zi: usize, z: &Zone) {
+        let d = &self.defaults;
+        let own = LogZone::Of(zi);
+        let mut c = self.own_chain(format!("input_{}", z.name), own);
+        if z.dflags.contains("dnat") {
+            c.rule(ct_status_dnat("Accept port redirections"));
+        }
+        c.rule(jump(&format!("{}_from_{}", z.input.as_str(), z.name)));
+        add_chain(rs, c);
+        let mut c = self.own_chain(format!("output_{}", z.name), own);
+        c.rule(jump(&format!("{}_to_{}", z.output.as_str(), z.name)));
+        add_chain(rs, c);
+        let mut c = self.own_chain(format!("forward_{}", z.name), own);
+        if z.dflags.contains("dnat") {
+            c.rule(ct_status_dnat("Accept port forwards"));
+        }
+        c.rule(jump(&format!("{}_to_{}", z.forward.as_str(), z.name)));
+        if d.forward != Pol::Accept && (z.log & 1) != 0 {
+            c.rule(forward_policy_log(z, d.forward));
+        }
+        add_chain(rs, c);
+        if z.dflags.contains("helper") {
+            add_chain(rs, self.own_chain(format!("helper_{}", z.name), own));
+        }
+        for verdict in ["accept", "reject", "drop"] {
+            if z.sflags.contains(verdict) {
+                let mut c = Chain::new(format!("{verdict}_from_{}", z.name));
+                for m in &z.match_rules {
+                    for r in zone_verdict(z, m, false, verdict) {
+                        c.rule(r);
+                    }
+                }
+                add_chain(rs, c);
+            }
+            if z.dflags.contains(verdict) {
+                let mut c = Chain::new(format!("{verdict}_to_{}", z.name));
+                for m in &z.match_rules {
+                    if verdict == "accept" && (z.masq || z.masq6) && !z.masq_allow_invalid {
+                        for r in zone_drop_invalid(z, m) {
+                            c.rule(r);
+                        }
+                    }
+                    for r in zone_verdict(z, m, true, verdict) {
+                        c.rule(r);
+                    }
+                }
+                add_chain(rs, c);
+            }
+        }
+    }
+
+    /// `srcnat_ZONE`: the zone's redirects and nat rules, then masquerading
+    /// per pair of source and destination groups, IPv4 before IPv6.
+    fn zone_srcnat_chain(&self, z: &Zone) -> Chain {
+        let mut c = Chain::new(format!("srcnat_{}", z.name));
+        self.push_redirects(&mut c, Some(z));
+        for (enabled, family, srcs, dests) in [
+            (z.masq, 4, &z.masq4_src, &z.masq4_dest),
+            (z.masq6, 6, &z.masq6_src, &z.masq6_dest),
+        ] {
+            if !enabled {
+                continue;
+            }
+            for s in srcs {
+                for dst in dests {
+                    c.rule(zone_masq(z, family, s, dst));
+                }
+            }
+        }
+        c
+    }
+
+    /// A filter base chain at the filter priority with a default policy.
+    fn filter_chain(&self, name: &str, hook: Hook, policy: Pol) -> Chain {
+        base_chain(name, "filter", hook, "filter", self.policy(policy))
+    }
+
+    /// A mangle base chain holding the rules fw4 puts in it.
+    fn mangle_chain(&self, name: &str, kind: &'static str, hook: Hook) -> Chain {
+        let mut c = base_chain(name, kind, hook, "mangle", Policy::Accept);
+        self.push_rules(&mut c, name, LogZone::None);
+        c
+    }
+
+    /// MSS clamping of the zones with `mtu_fix` (egress in postrouting,
+    /// ingress in forward).
+    fn push_mssfix(&self, chain: &mut Chain, egress: bool) {
+        for z in self.zones.iter().filter(|z| z.mtu_fix) {
+            for m in &z.match_rules {
+                chain.rule(zone_mssfix(z, m, egress));
+            }
+        }
+    }
+
+    /// A regular chain holding the rules fw4 puts in the chain of that name.
+    fn own_chain(&self, name: String, zone: LogZone) -> Chain {
+        let mut c = Chain::new(name);
+        self.push_own_rules(&mut c, zone);
+        c
+    }
+
+    /// A zone match narrowed to its non-loopback devices and subnets
+    /// (traffic arriving from outside), or `None` when it matches nothing
+    /// there.
+    fn non_loopback_match(&self, m: &ZoneMatch) -> Option<ZoneMatch> {
+        let lm = self.with_loopback_filter(m, false);
+        (m.devices_neg.is_some()
+            || m.subnets_neg.is_some()
+            || lm.devices_pos.is_some()
+            || lm.subnets_pos.is_some())
+        .then_some(lm)
+    }
+
+    /// A zone match narrowed to its loopback devices and subnets (traffic
+    /// the router sends itself), or `None` when it has none.
+    fn loopback_match(&self, m: &ZoneMatch) -> Option<ZoneMatch> {
+        let lm = self.with_loopback_filter(m, true);
+        (lm.devices_pos.is_some() || lm.subnets_pos.is_some()).then_some(lm)
+    }
+
+    fn with_loopback_filter(&self, m: &ZoneMatch, want_loopback: bool) -> ZoneMatch {
+        let mut lm = m.clone();
+        lm.devices_pos = self.filter_loopback_devs(&m.devices_pos, want_loopback);
+        lm.subnets_pos = filter_loopback_addrs(&m.subnets_pos, want_loopback);
+        lm
     }
 
     /// Include lines for a table or ruleset position (`pre` newline, `pad` indent).
@@ -2992,6 +2855,138 @@ fn base_chain(
 fn jump(chain: &str) -> Rule {
     Rule {
         verdict: Some(Verdict::Jump(chain.to_string())),
+        ..Rule::default()
+    }
+}
+
+/// A chain followed by the blank line fw4 prints after it.
+fn add_chain(rs: &mut Ruleset, chain: Chain) {
+    rs.chain(chain);
+    rs.text("\n");
+}
+
+/// `define ZONE_devices = ...` and `define ZONE_subnets = ...` (a name
+/// starting with a digit gets a leading `_`).
+fn zone_defines(z: &Zone) -> String {
+    let n = if z.name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{}", z.name)
+    } else {
+        z.name.clone()
+    };
+    format!(
+        "\tdefine {n}_devices = {}\n\tdefine {n}_subnets = {}\n\n",
+        set(&z.match_devices, true),
+        set(&z.match_subnets, true)
+    )
+}
+
+/// `iifname "lo" accept` (input) or `oifname "lo" accept` (output).
+fn loopback_accept(egress: bool, what: &str) -> Rule {
+    Rule {
+        matches: vec![Match::Iface {
+            egress,
+            name: "lo".into(),
+        }],
+        verdict: Some(Verdict::Accept),
+        comment: Some(format!("!fw4: {what}")),
+        ..Rule::default()
+    }
+}
+
+/// `ct state vmap { established : accept, related : accept[, invalid : drop] }`.
+fn ct_state_vmap(d: &Defaults, what: &str) -> Rule {
+    let extra = if d.drop_invalid {
+        ", invalid : drop"
+    } else {
+        ""
+    };
+    Rule {
+        matches: vec![Match::CtState(format!(
+            "ct state vmap {{ established : accept, related : accept{extra} }}"
+        ))],
+        comment: Some(format!("!fw4: Handle {what} flows")),
+        ..Rule::default()
+    }
+}
+
+/// One jump per match rule of each zone into its `DIRECTION_ZONE` chain.
+fn push_zone_jumps<'z>(chain: &mut Chain, zones: impl Iterator<Item = &'z Zone>, direction: &str) {
+    for z in zones {
+        for m in &z.match_rules {
+            chain.rule(zone_jump(z, m, direction));
+        }
+    }
+}
+
+/// `handle_reject`: TCP reset (or ICMP) for TCP, ICMP for the rest.
+fn reject_chain(d: &Defaults) -> Chain {
+    let code = |c: &str| {
+        if c != "tcp-reset" {
+            format!("with icmpx type {c}")
+        } else {
+            "with tcp reset".to_string()
+        }
+    };
+    let mut reject = Chain::new("handle_reject");
+    reject.rule(Rule {
+        matches: vec![Match::L4proto {
+            text: "tcp".into(),
+            protos: vec!["tcp".into()],
+        }],
+        verdict: Some(Verdict::Reject(code(d.tcp_reject_code))),
+        comment: Some("!fw4: Reject TCP traffic".into()),
+        ..Rule::default()
+    });
+    reject.rule(Rule {
+        verdict: Some(Verdict::Reject(code(d.any_reject_code))),
+        comment: Some("!fw4: Reject any other traffic".into()),
+        ..Rule::default()
+    });
+    reject
+}
+
+/// `syn_flood`: SYN packets below the rate return, the rest are dropped.
+fn syn_flood_chain(d: &Defaults) -> Chain {
+    let mut syn = Chain::new("syn_flood");
+    let burst = d
+        .synflood_burst
+        .filter(|b| *b != 0)
+        .map(|b| format!(" burst {b} packets"))
+        .unwrap_or_default();
+    syn.rule(Rule {
+        matches: vec![Match::Limit(format!(
+            "limit rate {}/{}{burst}",
+            d.synflood_rate.rate, d.synflood_rate.unit
+        ))],
+        verdict: Some(Verdict::Return),
+        comment: Some("!fw4: Accept SYN packets below rate-limit".into()),
+        ..Rule::default()
+    });
+    syn.rule(Rule {
+        verdict: Some(Verdict::Drop),
+        comment: Some("!fw4: Drop excess packets".into()),
+        ..Rule::default()
+    });
+    syn
+}
+
+/// The log line at the end of `forward_ZONE` for a logging zone when the
+/// default forward policy is not accept.
+fn forward_policy_log(z: &Zone, forward: Pol) -> Rule {
+    let policy = match forward {
+        Pol::Reject => "reject",
+        _ => "drop",
+    };
+    let mut matches = Vec::new();
+    if z.log_limit.is_some() {
+        matches.push(Match::Limit(format!("limit name \"{}.log_limit\"", z.name)));
+    }
+    Rule {
+        matches,
+        stmts: vec![Stmt::Text(format!(
+            "log prefix \"{policy} {} forward: \"",
+            z.name
+        ))],
         ..Rule::default()
     }
 }
