@@ -632,6 +632,31 @@ impl Loader<'_> {
         Ok(out)
     }
 
+    /// A boolean option (`1`/`0`, `on`/`off`, ...), `default` when unset.
+    fn bool_opt(&mut self, s: &Section, key: &str, default: bool) -> Result<bool, Invalid> {
+        let d = if default { "1" } else { "0" };
+        Ok(self.opt(s, key, Some(d), parse_bool)?.unwrap_or(default))
+    }
+
+    /// The `name` option; the section's id when unset.
+    fn name_opt(&mut self, s: &Section) -> Result<String, Invalid> {
+        let default_name = self.section_id(s);
+        Ok(self
+            .opt(s, "name", Some(&default_name), |v| Some(v.to_string()))?
+            .unwrap_or(default_name))
+    }
+
+    /// An address list option: per value, its negation and addresses.
+    fn net_list(&mut self, s: &Section, key: &str) -> Result<Vec<(bool, Vec<Addr>)>, Invalid> {
+        let nets = self.env.networks.clone();
+        self.list(s, key, None, |v| parse_net(v, &nets).map(|n| vec![n]))
+    }
+
+    /// The family of a referenced zone (`None` for `*` or no zone).
+    fn zone_family(&self, r: Option<ZoneRef>) -> Option<u8> {
+        zone_index(r).map(|i| self.zones[i].family)
+    }
+
     fn parse_defaults(&mut self, s: &Section) {
         if self.defaults.is_some() {
             self.warn_section(s, ": ignoring duplicate defaults section");
@@ -647,9 +672,7 @@ impl Loader<'_> {
             let forward = self
                 .opt(s, "forward", Some("drop"), parse_policy)?
                 .unwrap_or(Pol::Drop);
-            let drop_invalid = self
-                .opt(s, "drop_invalid", Some("0"), parse_bool)?
-                .unwrap_or(false);
+            let drop_invalid = self.bool_opt(s, "drop_invalid", false)?;
             let tcp_reject_code = self
                 .opt(s, "tcp_reject_code", Some("tcp-reset"), parse_reject_code)?
                 .unwrap_or("tcp-reset");
@@ -670,9 +693,7 @@ impl Loader<'_> {
                     unit: "second",
                 });
             let synflood_burst = self.opt(s, "synflood_burst", Some("50"), parse_int)?;
-            let auto_helper = self
-                .opt(s, "auto_helper", Some("1"), parse_bool)?
-                .unwrap_or(true);
+            let auto_helper = self.bool_opt(s, "auto_helper", true)?;
             Ok(Defaults {
                 input,
                 output,
@@ -782,9 +803,7 @@ impl Loader<'_> {
     }
 
     fn parse_zone_options(&mut self, s: &Section) -> Result<Option<Zone>, Invalid> {
-        let enabled = self
-            .opt(s, "enabled", Some("1"), parse_bool)?
-            .unwrap_or(true);
+        let enabled = self.bool_opt(s, "enabled", true)?;
         let name = self.opt(s, "name", None, parse_identifier)?;
         let Some(name) = name else {
             self.warn_section(s, "option 'name' is mandatory but not set");
@@ -793,12 +812,7 @@ impl Loader<'_> {
         let family = self.opt(s, "family", None, parse_family)?;
         let networks = self.list(s, "network", None, |v| parse_device(v).map(|d| vec![d]))?;
         let devices = self.list(s, "device", None, |v| parse_device(v).map(|d| vec![d]))?;
-        let env_nets = self.env.networks.clone();
-        let subnets = self.list(s, "subnet", None, |v| {
-            let (invert, v) = parse_invert(v)?;
-            let addrs = parse_subnet(&v, &env_nets)?;
-            Some(vec![(invert, addrs)])
-        })?;
+        let subnets = self.net_list(s, "subnet")?;
         let d = self.defaults().clone();
         let input = self
             .opt(s, "input", Some(d.input.as_str()), parse_policy)?
@@ -809,32 +823,20 @@ impl Loader<'_> {
         let forward = self
             .opt(s, "forward", Some(d.forward.as_str()), parse_policy)?
             .unwrap_or(d.forward);
-        let masq = self.opt(s, "masq", None, parse_bool)?.unwrap_or(false);
-        let masq_allow_invalid = self
-            .opt(s, "masq_allow_invalid", None, parse_bool)?
-            .unwrap_or(false);
-        let masq_src = self.list(s, "masq_src", None, |v| {
-            let (invert, v) = parse_invert(v)?;
-            Some(vec![(invert, parse_subnet(&v, &env_nets)?)])
-        })?;
-        let masq_dest = self.list(s, "masq_dest", None, |v| {
-            let (invert, v) = parse_invert(v)?;
-            Some(vec![(invert, parse_subnet(&v, &env_nets)?)])
-        })?;
-        let masq6 = self.opt(s, "masq6", None, parse_bool)?.unwrap_or(false);
-        let mtu_fix = self.opt(s, "mtu_fix", None, parse_bool)?.unwrap_or(false);
+        let masq = self.bool_opt(s, "masq", false)?;
+        let masq_allow_invalid = self.bool_opt(s, "masq_allow_invalid", false)?;
+        let masq_src = self.net_list(s, "masq_src")?;
+        let masq_dest = self.net_list(s, "masq_dest")?;
+        let masq6 = self.bool_opt(s, "masq6", false)?;
+        let mtu_fix = self.bool_opt(s, "mtu_fix", false)?;
         let log = self.opt(s, "log", None, parse_int)?.unwrap_or(0);
         let log_limit = self.opt(s, "log_limit", None, parse_limit)?;
-        let mut auto_helper = self
-            .opt(s, "auto_helper", Some("1"), parse_bool)?
-            .unwrap_or(true);
+        let mut auto_helper = self.bool_opt(s, "auto_helper", true)?;
         let env_helpers = self.env.helpers.clone();
         let helpers = self.list(s, "helper", None, |v| {
             helper::parse_cthelper(v, &env_helpers).map(|(_, h)| vec![h])
         })?;
-        let counter = self
-            .opt(s, "counter", Some("1"), parse_bool)?
-            .unwrap_or(true);
+        let counter = self.bool_opt(s, "counter", true)?;
         self.warn_unknown(
             s,
             &[
@@ -1067,9 +1069,7 @@ impl Loader<'_> {
 
     fn parse_forwarding(&mut self, s: &Section) {
         let parsed = (|| -> Result<Option<ForwardingSpec>, Invalid> {
-            let enabled = self
-                .opt(s, "enabled", Some("1"), parse_bool)?
-                .unwrap_or(true);
+            let enabled = self.bool_opt(s, "enabled", true)?;
             let name = self.opt(s, "name", None, |v| Some(v.to_string()))?;
             let family = self.opt(s, "family", None, parse_family)?;
             let src = self.required_zone(s, "src")?;
@@ -1079,13 +1079,12 @@ impl Loader<'_> {
                 self.warn_section(s, "is disabled, ignoring section");
                 return Ok(None);
             }
-            let zf = |r: ZoneRef| match r {
-                ZoneRef::Zone(i) => Some(self.zones[i].family),
-                ZoneRef::Any => None,
-            };
             let fam = infer_family(
                 family,
-                &[(zf(src), "source zone"), (zf(dest), "destination zone")],
+                &[
+                    (self.zone_family(Some(src)), "source zone"),
+                    (self.zone_family(Some(dest)), "destination zone"),
+                ],
             );
             match fam {
                 Ok(f) => Ok(Some((f, src, dest, name))),
@@ -1175,13 +1174,8 @@ impl Loader<'_> {
     }
 
     fn parse_rule_inner(&mut self, s: &Section) -> Result<(), Invalid> {
-        let enabled = self
-            .opt(s, "enabled", Some("1"), parse_bool)?
-            .unwrap_or(true);
-        let default_name = self.section_id(s);
-        let name = self
-            .opt(s, "name", Some(&default_name), |v| Some(v.to_string()))?
-            .unwrap_or(default_name);
+        let enabled = self.bool_opt(s, "enabled", true)?;
+        let name = self.name_opt(s)?;
         if s.get("_name").is_some() {
             self.warn_section(s, "option '_name' is deprecated by fw4");
         }
@@ -1199,15 +1193,10 @@ impl Loader<'_> {
             _ => None,
         })?;
         let mut protos = self.list(s, "proto", Some("tcpudp"), parse_protocol)?;
-        let env_nets = self.env.networks.clone();
-        let net = |v: &str| {
-            let (invert, v) = parse_invert(v)?;
-            Some(vec![(invert, parse_subnet(&v, &env_nets)?)])
-        };
-        let src_ip = self.list(s, "src_ip", None, net)?;
+        let src_ip = self.net_list(s, "src_ip")?;
         let src_mac = self.list(s, "src_mac", None, |v| parse_mac(v).map(|m| vec![m]))?;
         let src_port = self.list(s, "src_port", None, |v| parse_port(v).map(|p| vec![p]))?;
-        let dest_ip = self.list(s, "dest_ip", None, net)?;
+        let dest_ip = self.net_list(s, "dest_ip")?;
         let dest_port = self.list(s, "dest_port", None, |v| parse_port(v).map(|p| vec![p]))?;
         let icmp_type = self.list(s, "icmp_type", None, |v| parse_icmptype(v).map(|t| vec![t]))?;
         let limit = self.opt(s, "limit", None, parse_limit)?;
@@ -1217,9 +1206,7 @@ impl Loader<'_> {
         let set_xmark = self.opt(s, "set_xmark", None, parse_mark)?;
         let dscp = self.opt(s, "dscp", None, parse_dscp)?;
         let set_dscp = self.opt(s, "set_dscp", None, parse_dscp)?;
-        let counter = self
-            .opt(s, "counter", Some("1"), parse_bool)?
-            .unwrap_or(true);
+        let counter = self.bool_opt(s, "counter", true)?;
         let log = self.opt(s, "log", None, |v| Some(v.to_string()))?;
         let log_limit = self.opt(s, "log_limit", None, parse_limit)?;
         let target = self.opt(s, "target", None, parse_target)?;
@@ -1286,14 +1273,7 @@ impl Loader<'_> {
             self.warn_section(s, "is disabled, ignoring section");
             return Ok(());
         }
-        let src_zone = match src {
-            Some(ZoneRef::Zone(i)) => Some(i),
-            _ => None,
-        };
-        let dest_zone = match dest {
-            Some(ZoneRef::Zone(i)) => Some(i),
-            _ => None,
-        };
+        let src_zone = zone_index(src);
         if matches!(target, Some(Target::Helper) | Some(Target::Notrack)) && src_zone.is_none() {
             let t = target.map(Target::as_str).unwrap_or_default();
             self.warn_section(s, &format!("must specify a source zone for target '{t}'"));
@@ -1318,11 +1298,7 @@ impl Loader<'_> {
             self.warn_section(s, "must not specify '*' as device");
             return Ok(());
         }
-        let log = match log.as_deref().map(parse_bool) {
-            Some(Some(true)) => Some(format!("{name}: ")),
-            Some(Some(false)) => None,
-            _ => log,
-        };
+        let log = log_prefix(log, &name);
         let set_xmark = match set_mark {
             Some(m) => Some(Mark {
                 mark: m.mark,
@@ -1373,15 +1349,14 @@ impl Loader<'_> {
             }
             let sip = split_af(&src_ip);
             let dip = split_af(&dest_ip);
-            let zf = |i: Option<usize>| i.map(|i| self.zones[i].family);
             let fam = infer_family(
                 family,
                 &[
                     (ipset.as_ref().map(|s| s.0.family), "set match"),
                     (sip.2, "source IP"),
                     (dip.2, "destination IP"),
-                    (zf(src_zone), "source zone"),
-                    (zf(dest_zone), "destination zone"),
+                    (self.zone_family(src), "source zone"),
+                    (self.zone_family(dest), "destination zone"),
                     (helper_family(&helper), "helper match"),
                     (helper_family(&set_helper), "helper to set"),
                 ],
@@ -1631,14 +1606,8 @@ impl Loader<'_> {
             }
         }
 
-        let src_zone = match r.src {
-            Some(ZoneRef::Zone(i)) => Some(i),
-            _ => None,
-        };
-        let dest_zone = match r.dest {
-            Some(ZoneRef::Zone(i)) => Some(i),
-            _ => None,
-        };
+        let src_zone = zone_index(r.src);
+        let dest_zone = zone_index(r.dest);
         match r.target {
             Some(Target::Notrack) | Some(Target::Helper) => {
                 let Some(i) = src_zone else { return };
@@ -1850,6 +1819,30 @@ fn infer_family(f: Option<u8>, objects: &[(Option<u8>, &str)]) -> Result<u8, Str
         ));
     }
     Ok(res)
+}
+
+/// The zone a reference names, if any (not `*`, not unset).
+fn zone_index(r: Option<ZoneRef>) -> Option<usize> {
+    match r {
+        Some(ZoneRef::Zone(i)) => Some(i),
+        _ => None,
+    }
+}
+
+/// fw4's `log` option: `1` logs with the prefix "NAME: ", `0` not at all,
+/// any other value is the prefix itself.
+fn log_prefix(log: Option<String>, name: &str) -> Option<String> {
+    match log.as_deref().map(parse_bool) {
+        Some(Some(true)) => Some(format!("{name}: ")),
+        Some(Some(false)) => None,
+        _ => log,
+    }
+}
+
+/// `[!]ADDRESS`, `[!]NETWORK`...: the negation and the addresses.
+fn parse_net(v: &str, networks: &BTreeMap<String, Network>) -> Option<(bool, Vec<Addr>)> {
+    let (invert, v) = parse_invert(v)?;
+    Some((invert, parse_subnet(&v, networks)?))
 }
 
 fn parse_invert(val: &str) -> Option<(bool, String)> {

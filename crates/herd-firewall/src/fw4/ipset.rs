@@ -159,9 +159,7 @@ impl Loader<'_> {
     }
 
     fn ipset_options(&mut self, s: &Section) -> Result<Option<IpSet>, Invalid> {
-        let enabled = self
-            .opt(s, "enabled", Some("1"), super::parse_bool)?
-            .unwrap_or(true);
+        let enabled = self.bool_opt(s, "enabled", true)?;
         let comment = self.opt(s, "comment", None, |v| Some(v.to_string()))?;
         let Some(name) = self.opt(s, "name", None, parse_identifier)? else {
             self.warn_section(s, "option 'name' is mandatory but not set");

@@ -8,10 +8,10 @@
 //! configuration whose port forwards are not what was written.
 
 use super::{
-    group_by_masking, helper, helper_match, ipset, limit_time_mark, log_lines, nft, parse_bool,
-    parse_date, parse_family, parse_int, parse_invert, parse_limit, parse_mac, parse_mark,
-    parse_port, parse_protocol, parse_subnet, parse_target, parse_time, parse_weekdays, port_text,
-    set_match, split_af, Addr, Group, Invalid, IpSet, Limit, Loader, Mark, PortRange, Proto,
+    group_by_masking, helper, helper_match, ipset, limit_time_mark, log_lines, log_prefix, nft,
+    parse_bool, parse_date, parse_family, parse_int, parse_limit, parse_mac, parse_mark, parse_net,
+    parse_port, parse_protocol, parse_target, parse_time, parse_weekdays, port_text, set_match,
+    split_af, zone_index, Addr, Group, Invalid, IpSet, Limit, Loader, Mark, PortRange, Proto,
     RuleSpec, SetMatch, Target, TimeMatch, ZoneRef,
 };
 use crate::config::Section;
@@ -278,10 +278,7 @@ impl Loader<'_> {
 
     fn net_opt(&mut self, s: &Section, key: &str) -> Result<Option<Net>, Invalid> {
         let nets = self.env.networks.clone();
-        self.opt(s, key, None, |v| {
-            let (invert, v) = parse_invert(v)?;
-            Some((invert, parse_subnet(&v, &nets)?))
-        })
+        self.opt(s, key, None, |v| parse_net(v, &nets))
     }
 
     fn zone_list(&mut self, s: &Section, key: &str) -> Result<Vec<ZoneRef>, Invalid> {
@@ -318,13 +315,8 @@ impl Loader<'_> {
     }
 
     fn redirect_options(&mut self, s: &Section) -> Result<Option<Redirect>, Invalid> {
-        let enabled = self
-            .opt(s, "enabled", Some("1"), parse_bool)?
-            .unwrap_or(true);
-        let default_name = self.section_id(s);
-        let name = self
-            .opt(s, "name", Some(&default_name), |v| Some(v.to_string()))?
-            .unwrap_or(default_name);
+        let enabled = self.bool_opt(s, "enabled", true)?;
+        let name = self.name_opt(s)?;
         if s.get("_name").is_some() {
             self.warn_section(s, "option '_name' is deprecated by fw4");
         }
@@ -360,9 +352,7 @@ impl Loader<'_> {
             })?
             .unwrap_or(true);
         let reflection_zones = self.zone_list(s, "reflection_zone")?;
-        let counter = self
-            .opt(s, "counter", Some("1"), parse_bool)?
-            .unwrap_or(true);
+        let counter = self.bool_opt(s, "counter", true)?;
         let log = self.opt(s, "log", None, |v| Some(v.to_string()))?;
         let log_limit = self.opt(s, "log_limit", None, parse_limit)?;
         let target = self
@@ -461,11 +451,7 @@ impl Loader<'_> {
             );
             r.target = Target::Dnat;
         }
-        r.log = match r.log.as_deref().map(parse_bool) {
-            Some(Some(true)) => Some(format!("{}: ", r.name)),
-            Some(Some(false)) => None,
-            _ => r.log,
-        };
+        r.log = log_prefix(r.log.take(), &r.name);
         let set = match &r.set_match {
             None => None,
             Some(m) => match self.lookup_set(s, m, &mut r.protos) {
@@ -484,10 +470,7 @@ impl Loader<'_> {
                 }
             },
         };
-        let src_zone = match r.src {
-            Some(ZoneRef::Zone(i)) => Some(i),
-            _ => None,
-        };
+        let src_zone = zone_index(r.src);
         if r.target == Target::Dnat {
             let Some(src) = src_zone else {
                 if r.src.is_none() {
@@ -665,10 +648,6 @@ impl Loader<'_> {
                     r.src_dport.as_ref().filter(|_| tcpudp),
                 )
             };
-            let zf = |z: Option<ZoneRef>| match z {
-                Some(ZoneRef::Zone(i)) => Some(self.zones[i].family),
-                _ => None,
-            };
             let family = match infer_family_opt(
                 family,
                 &[
@@ -676,8 +655,8 @@ impl Loader<'_> {
                     (sip.2, "source IP"),
                     (dip.2, "destination IP"),
                     (rip.2, "rewrite IP"),
-                    (zf(r.src), "source zone"),
-                    (zf(r.dest), "destination zone"),
+                    (self.zone_family(r.src), "source zone"),
+                    (self.zone_family(r.dest), "destination zone"),
                     (r.helper.as_ref().map(|h| h.family), "helper match"),
                 ],
             ) {
@@ -1005,13 +984,8 @@ impl Loader<'_> {
     }
 
     fn nat_section(&mut self, s: &Section) -> Result<(), Invalid> {
-        let enabled = self
-            .opt(s, "enabled", Some("1"), parse_bool)?
-            .unwrap_or(true);
-        let default_name = self.section_id(s);
-        let name = self
-            .opt(s, "name", Some(&default_name), |v| Some(v.to_string()))?
-            .unwrap_or(default_name);
+        let enabled = self.bool_opt(s, "enabled", true)?;
+        let name = self.name_opt(s)?;
         let family = self.opt(s, "family", None, parse_family)?;
         let src = self.opt_zone(s, "src")?;
         let device = self.opt(s, "device", None, |v| Some(v.to_string()))?;
@@ -1043,9 +1017,7 @@ impl Loader<'_> {
         self.opt(s, "utc_time", None, parse_bool)?;
         let time = self.time_options(s)?;
         let mark = self.opt(s, "mark", None, parse_mark)?;
-        let counter = self
-            .opt(s, "counter", Some("1"), parse_bool)?
-            .unwrap_or(true);
+        let counter = self.bool_opt(s, "counter", true)?;
         let log = self.opt(s, "log", None, |v| Some(v.to_string()))?;
         let target = self
             .opt(s, "target", Some("masquerade"), parse_target)?
@@ -1143,11 +1115,7 @@ impl Loader<'_> {
             );
             return Ok(());
         }
-        let log = match log.as_deref().map(parse_bool) {
-            Some(Some(true)) => Some(format!("{name}: ")),
-            Some(Some(false)) => None,
-            _ => log,
-        };
+        let log = log_prefix(log, &name);
         let chain = match src {
             Some(ZoneRef::Zone(z)) => format!("srcnat_{}", self.zones[z].name),
             _ => "srcnat".to_string(),
@@ -1188,17 +1156,13 @@ impl Loader<'_> {
                     "specifies multiple rewrite addresses, using only first one",
                 );
             }
-            let zf = match src {
-                Some(ZoneRef::Zone(i)) => Some(self.zones[i].family),
-                _ => None,
-            };
             let family = match infer_family_opt(
                 family,
                 &[
                     (sip.2, "source IP"),
                     (dip.2, "destination IP"),
                     (rip.2, "rewrite IP"),
-                    (zf, "source zone"),
+                    (self.zone_family(src), "source zone"),
                 ],
             ) {
                 Ok(f) => f,
