@@ -114,6 +114,15 @@ impl PgStore {
     /// The schema and its derived facts as of this transaction.
     fn catalog(&self, c: &mut impl GenericClient) -> Result<Arc<Catalog>, StoreError> {
         let version = sql::schema_version(c)?;
+        self.catalog_at(version, c)
+    }
+
+    /// The catalog of schema version `version` (read in this transaction).
+    fn catalog_at(
+        &self,
+        version: i64,
+        c: &mut impl GenericClient,
+    ) -> Result<Arc<Catalog>, StoreError> {
         if let Ok(guard) = self.catalog.read() {
             if let Some((v, cat)) = &*guard {
                 if *v == version {
@@ -143,6 +152,26 @@ impl PgStore {
         let catalog = self.catalog(&mut tx)?;
         let out = f(&mut tx, &catalog)?;
         tx.commit().map_err(internal)?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a [`Snapshot`] of one `REPEATABLE READ READ ONLY`
+    /// transaction that uses the connection's prepared statements; the
+    /// transaction's start and the schema version share one round trip.
+    fn read_snapshot<T>(
+        &self,
+        f: impl FnOnce(&Snapshot<'_, postgres::Client>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut pooled = self.client()?;
+        let (client, statements) = pooled.parts();
+        let mut tx = query::ReadTx::begin(client)?;
+        let catalog = self.catalog_at(tx.schema_version, tx.client())?;
+        let out = f(&Snapshot::with_statements(
+            tx.client(),
+            statements,
+            &catalog,
+        ))?;
+        tx.commit()?;
         Ok(out)
     }
 
@@ -258,13 +287,13 @@ impl Store for PgStore {
     }
 
     fn query(&self, query: &Query) -> Result<Vec<Object>, StoreError> {
-        self.read(|tx, catalog| {
-            let compiled = compile(query, &catalog.schema).map_err(|e| {
+        self.read_snapshot(|snapshot| {
+            let compiled = compile(query, &snapshot.catalog.schema).map_err(|e| {
                 let mut v = ValidationError::new("query", e.message);
                 v.attribute = e.attribute;
                 StoreError::Validation(v)
             })?;
-            Snapshot::new(tx, catalog).query(&compiled)
+            snapshot.query(&compiled)
         })
     }
 

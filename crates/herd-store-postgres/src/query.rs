@@ -18,11 +18,68 @@ use herd_model::{
 };
 use ipnet::IpNet;
 use postgres::types::ToSql;
-use postgres::GenericClient;
+use postgres::{GenericClient, Row, SimpleQueryMessage};
 use regex::Regex;
 
+use crate::pool::Statements;
 use crate::sql::decode;
 use crate::{internal, StoreError};
+
+/// A `REPEATABLE READ READ ONLY` transaction on a plain connection, begun
+/// together with reading the schema version (one round trip where
+/// `build_transaction` and a query take three); rolled back on drop unless
+/// committed, so a connection never goes back to the pool inside it.
+pub(crate) struct ReadTx<'a> {
+    client: &'a mut postgres::Client,
+    pub schema_version: i64,
+    open: bool,
+}
+
+impl<'a> ReadTx<'a> {
+    pub fn begin(client: &'a mut postgres::Client) -> Result<ReadTx<'a>, StoreError> {
+        // The guard first: whatever fails below, the drop rolls back.
+        let mut tx = ReadTx {
+            client,
+            schema_version: 0,
+            open: true,
+        };
+        let messages = tx
+            .client
+            .simple_query(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+                 SELECT version FROM schema_version",
+            )
+            .map_err(internal)?;
+        let version = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse::<i64>().ok()),
+            _ => None,
+        });
+        tx.schema_version = version.ok_or_else(|| {
+            StoreError::Internal(
+                "the schema_version table has no row: the database was not set up by herd".into(),
+            )
+        })?;
+        Ok(tx)
+    }
+
+    pub fn client(&mut self) -> &mut postgres::Client {
+        self.client
+    }
+
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        self.client.batch_execute("COMMIT").map_err(internal)
+    }
+}
+
+impl Drop for ReadTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // A broken connection is dropped by the pool; nothing to do.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+}
 
 /// Join and related-via chains stop here (as on the SQLite engine).
 const MAX_RELATION_DEPTH: usize = 8;
@@ -84,20 +141,56 @@ pub(crate) struct Obj {
 /// Reads objects of one transaction on demand, each once.
 pub(crate) struct Snapshot<'a, C: GenericClient> {
     client: RefCell<&'a mut C>,
+    /// The connection's prepared statements, when the caller has them.
+    statements: Option<RefCell<&'a mut Statements>>,
     pub catalog: &'a Catalog,
     cache: RefCell<HashMap<ObjectId, Option<Rc<Obj>>>>,
+    /// The stored attributes loaded with each object: all (`None`), or
+    /// only those the query looks at (set by [`Snapshot::query`]).
+    only: RefCell<Option<Vec<String>>>,
     /// The first database error met where it can not be returned at once
     /// (inside a matcher's context).
     error: RefCell<Option<StoreError>>,
 }
 
+/// The columns every object load returns: the `server` row, then its
+/// attribute rows aggregated into two parallel arrays (one row per object,
+/// not one per value).
+const OBJECT_COLUMNS: &str =
+    "s.object_id, s.hostname, s.servertype_id, s.intern_ip::text, x.ids, x.vals";
+
+/// The lateral join that aggregates an object's attribute rows; with
+/// `only`, restricted to the attributes in parameter `only`.
+fn attributes_join(only: Option<&str>) -> String {
+    let cond = only.map_or(String::new(), |p| format!(" AND a.attribute_id = ANY({p})"));
+    format!(
+        "LEFT JOIN LATERAL (SELECT array_agg(a.attribute_id) AS ids, array_agg(a.value) AS vals
+                            FROM server_attribute a WHERE a.object_id = s.object_id{cond}) x ON true"
+    )
+}
+
 impl<'a, C: GenericClient> Snapshot<'a, C> {
+    /// A snapshot that prepares its statements afresh (unnamed).
     pub fn new(client: &'a mut C, catalog: &'a Catalog) -> Snapshot<'a, C> {
         Snapshot {
             client: RefCell::new(client),
+            statements: None,
             catalog,
             cache: RefCell::new(HashMap::new()),
+            only: RefCell::new(None),
             error: RefCell::new(None),
+        }
+    }
+
+    /// A snapshot that uses (and fills) the connection's statement cache.
+    pub fn with_statements(
+        client: &'a mut C,
+        statements: &'a mut Statements,
+        catalog: &'a Catalog,
+    ) -> Snapshot<'a, C> {
+        Snapshot {
+            statements: Some(RefCell::new(statements)),
+            ..Snapshot::new(client, catalog)
         }
     }
 
@@ -112,7 +205,76 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
         }
     }
 
-    /// Loads the objects not yet cached; unknown ids are cached as absent.
+    /// Runs a statement, prepared through the cache when there is one.
+    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        let mut client = self.client.borrow_mut();
+        let result = match &self.statements {
+            Some(cache) => {
+                let mut cache = cache.borrow_mut();
+                match cache.get(&mut **client, sql) {
+                    Ok(statement) => client.query(&statement, params),
+                    Err(e) => Err(e),
+                }
+                .inspect_err(|_| cache.clear())
+            }
+            None => client.query(sql, params),
+        };
+        result.map_err(internal)
+    }
+
+    /// Decodes a row of [`OBJECT_COLUMNS`] (from `first` on).
+    fn object(&self, r: &Row, first: usize) -> Result<Obj, StoreError> {
+        let id: ObjectId = r.get(first);
+        let ip: Option<&str> = r.get(first + 3);
+        let intern_ip = match ip {
+            None => Value::Null,
+            Some(t) => Value::Inet(parse_inet(t).ok_or_else(|| {
+                StoreError::Internal(format!("object {id}: stored intern_ip {t:?}"))
+            })?),
+        };
+        let mut attrs = BTreeMap::new();
+        let ids: Option<Vec<&str>> = r.get(first + 4);
+        let vals: Option<Vec<&str>> = r.get(first + 5);
+        for (attribute_id, text) in ids
+            .unwrap_or_default()
+            .into_iter()
+            .zip(vals.unwrap_or_default())
+        {
+            let Some(def) = self.catalog.schema.attribute(attribute_id) else {
+                continue;
+            };
+            let value = decode(def.attribute_type, text).map_err(|m| {
+                StoreError::Internal(format!("object {id}, attribute {attribute_id}: {m}"))
+            })?;
+            if def.is_multi() {
+                match attrs
+                    .entry(attribute_id.to_owned())
+                    .or_insert_with(|| Value::Set(Vec::new()))
+                {
+                    Value::Set(items) => items.push(value),
+                    other => *other = Value::Set(vec![value]),
+                }
+            } else {
+                attrs.insert(attribute_id.to_owned(), value);
+            }
+        }
+        for v in attrs.values_mut() {
+            if let Value::Set(items) = v {
+                items.sort();
+                items.dedup();
+            }
+        }
+        Ok(Obj {
+            id,
+            hostname: r.get(first + 1),
+            servertype: r.get(first + 2),
+            intern_ip,
+            attrs,
+        })
+    }
+
+    /// Loads the objects not yet cached (one round trip); unknown ids are
+    /// cached as absent.
     pub fn load(&self, ids: &[ObjectId]) -> Result<(), StoreError> {
         let missing: Vec<ObjectId> = {
             let cache = self.cache.borrow();
@@ -128,81 +290,31 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut found: HashMap<ObjectId, Obj> = HashMap::with_capacity(missing.len());
-        {
-            let mut client = self.client.borrow_mut();
-            for r in client
-                .query(
-                    "SELECT object_id, hostname, servertype_id, intern_ip::text
-                     FROM server WHERE object_id = ANY($1)",
-                    &[&missing],
-                )
-                .map_err(internal)?
-            {
-                let id: ObjectId = r.get(0);
-                let ip: Option<String> = r.get(3);
-                let intern_ip = match ip {
-                    None => Value::Null,
-                    Some(t) => Value::Inet(parse_inet(&t).ok_or_else(|| {
-                        StoreError::Internal(format!("object {id}: stored intern_ip {t:?}"))
-                    })?),
-                };
-                found.insert(
-                    id,
-                    Obj {
-                        id,
-                        hostname: r.get(1),
-                        servertype: r.get(2),
-                        intern_ip,
-                        attrs: BTreeMap::new(),
-                    },
-                );
-            }
-            for r in client
-                .query(
-                    "SELECT object_id, attribute_id, value FROM server_attribute
-                     WHERE object_id = ANY($1)",
-                    &[&missing],
-                )
-                .map_err(internal)?
-            {
-                let id: ObjectId = r.get(0);
-                let attribute_id: String = r.get(1);
-                let Some(def) = self.catalog.schema.attribute(&attribute_id) else {
-                    continue;
-                };
-                let value = decode(def.attribute_type, r.get(2)).map_err(|m| {
-                    StoreError::Internal(format!("object {id}, attribute {attribute_id}: {m}"))
-                })?;
-                let Some(obj) = found.get_mut(&id) else {
-                    continue;
-                };
-                if def.is_multi() {
-                    match obj
-                        .attrs
-                        .entry(attribute_id)
-                        .or_insert_with(|| Value::Set(Vec::new()))
-                    {
-                        Value::Set(items) => items.push(value),
-                        other => *other = Value::Set(vec![value]),
-                    }
-                } else {
-                    obj.attrs.insert(attribute_id, value);
-                }
-            }
+        let only = self.only.borrow().clone();
+        let rows = match &only {
+            Some(only) => self.rows(
+                &format!(
+                    "SELECT {OBJECT_COLUMNS} FROM server s {} WHERE s.object_id = ANY($1)",
+                    attributes_join(Some("$2"))
+                ),
+                &[&missing, only],
+            )?,
+            None => self.rows(
+                &format!(
+                    "SELECT {OBJECT_COLUMNS} FROM server s {} WHERE s.object_id = ANY($1)",
+                    attributes_join(None)
+                ),
+                &[&missing],
+            )?,
+        };
+        let mut found: HashMap<ObjectId, Obj> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let o = self.object(r, 0)?;
+            found.insert(o.id, o);
         }
         let mut cache = self.cache.borrow_mut();
         for id in missing {
-            let obj = found.remove(&id).map(|mut o| {
-                for v in o.attrs.values_mut() {
-                    if let Value::Set(items) = v {
-                        items.sort();
-                        items.dedup();
-                    }
-                }
-                Rc::new(o)
-            });
-            cache.insert(id, obj);
+            cache.insert(id, found.remove(&id).map(Rc::new));
         }
         Ok(())
     }
@@ -236,10 +348,10 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
 
     /// Runs a query returning object ids.
     pub fn ids(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Vec<ObjectId> {
-        match self.client.borrow_mut().query(sql, params) {
+        match self.rows(sql, params) {
             Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
             Err(e) => {
-                self.note(internal(e));
+                self.note(e);
                 Vec::new()
             }
         }
@@ -370,17 +482,10 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
 
     /// Runs a compiled query.
     pub fn query(&self, q: &CompiledQuery) -> Result<Vec<Object>, StoreError> {
-        let ids = self.candidates(q)?;
-        self.load(&ids)?;
-        let mut objects: Vec<Rc<Obj>> = {
-            let cache = self.cache.borrow();
-            ids.iter()
-                .filter_map(|id| cache.get(id).cloned().flatten())
-                .collect()
-        };
+        *self.only.borrow_mut() = self.needed_attributes(q);
+        let mut objects = self.candidates(q)?;
         objects.sort_by_key(|o| o.id);
         objects.dedup_by_key(|o| o.id);
-        self.load_related(&objects)?;
         let mut found: Vec<Rc<Obj>> = objects
             .into_iter()
             .filter(|o| {
@@ -406,23 +511,104 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
         Ok(out)
     }
 
-    /// The ids of objects that may match: a superset, from the indexes.
-    fn candidates(&self, q: &CompiledQuery) -> Result<Vec<ObjectId>, StoreError> {
-        let mut sql = Params::default();
+    /// The stored attributes the query looks at (filters, order, restrict
+    /// at every depth), or `None` (load all) when it returns whole objects
+    /// or looks at an attribute computed from others (reverse, supernet,
+    /// domain, or taken from a related object), whose inputs are not
+    /// worth listing.
+    fn needed_attributes(&self, q: &CompiledQuery) -> Option<Vec<String>> {
+        fn walk<'q>(restrict: &'q [Restrict], out: &mut Vec<&'q str>) {
+            for r in restrict {
+                match r {
+                    Restrict::Attribute(a) => out.push(a),
+                    Restrict::Related {
+                        attribute,
+                        restrict,
+                    } => {
+                        out.push(attribute);
+                        walk(restrict, out);
+                    }
+                }
+            }
+        }
+        let mut names: Vec<&str> = q.filters.iter().map(|(a, _)| a.as_str()).collect();
+        names.extend(q.order_by.iter().map(String::as_str));
+        walk(q.restrict.as_deref()?, &mut names);
+        let mut out = Vec::new();
+        for a in names {
+            if matches!(a, "object_id" | "hostname" | "servertype" | "intern_ip") {
+                continue;
+            }
+            let def = self.catalog.schema.attribute(a)?;
+            if def.attribute_type.is_computed() || self.catalog.related_via_targets.contains(a) {
+                return None;
+            }
+            out.push(a.to_owned());
+        }
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
+    }
+
+    /// The objects that may match (a superset, from the indexes), loaded
+    /// and cached together with the objects their relations point at, in
+    /// one statement.
+    fn candidates(&self, q: &CompiledQuery) -> Result<Vec<Rc<Obj>>, StoreError> {
+        let mut p = Params::default();
         let conds: Vec<String> = q
             .filters
             .iter()
-            .filter_map(|(attribute, m)| self.narrow(attribute, m, &mut sql))
+            .filter_map(|(attribute, m)| self.narrow(attribute, m, &mut p))
             .collect();
-        let text = if conds.is_empty() {
-            "SELECT object_id FROM server".to_owned()
+        let only = self.only.borrow().clone();
+        // The relations whose targets the query needs: those it loads.
+        let relations: Vec<String> = self
+            .catalog
+            .schema
+            .attributes
+            .values()
+            .filter(|a| a.attribute_type == AttributeType::Relation)
+            .map(|a| a.attribute_id.clone())
+            .filter(|a| only.as_ref().is_none_or(|o| o.contains(a)))
+            .collect();
+        let where_ = if conds.is_empty() {
+            String::new()
         } else {
-            format!("SELECT object_id FROM server WHERE {}", conds.join(" AND "))
+            format!(" WHERE {}", conds.join(" AND "))
         };
-        let params: Vec<&(dyn ToSql + Sync)> = sql.values.iter().map(|b| &**b).collect();
-        let ids = self.ids(&text, &params);
-        self.take_error()?;
-        Ok(ids)
+        let attributes = attributes_join(only.is_some().then(|| p.next()).as_deref());
+        if let Some(only) = only {
+            p.push(only);
+        }
+        let sql = if relations.is_empty() {
+            format!(
+                "SELECT true, {OBJECT_COLUMNS} FROM server s {attributes}
+                 WHERE s.object_id IN (SELECT object_id FROM server{where_})"
+            )
+        } else {
+            let r = p.push(relations);
+            format!(
+                "WITH c AS MATERIALIZED (SELECT object_id FROM server{where_}),
+                 r AS (SELECT a.value::bigint AS object_id FROM server_attribute a
+                       WHERE a.object_id IN (SELECT object_id FROM c) AND a.attribute_id = ANY({r})
+                       EXCEPT SELECT object_id FROM c),
+                 o AS (SELECT object_id, true AS candidate FROM c
+                       UNION ALL SELECT object_id, false FROM r)
+                 SELECT o.candidate, {OBJECT_COLUMNS} FROM o JOIN server s USING (object_id) {attributes}"
+            )
+        };
+        let params: Vec<&(dyn ToSql + Sync)> = p.values.iter().map(|b| &**b).collect();
+        let rows = self.rows(&sql, &params)?;
+        let mut out = Vec::new();
+        let mut cache = self.cache.borrow_mut();
+        for r in &rows {
+            let o = Rc::new(self.object(r, 1)?);
+            if r.get::<_, bool>(0) {
+                out.push(o.clone());
+            }
+            cache.insert(o.id, Some(o));
+        }
+        Ok(out)
     }
 
     /// An SQL condition on `server` that every object matching `m` on
@@ -627,6 +813,11 @@ struct Params {
 }
 
 impl Params {
+    /// The placeholder the next [`Params::push`] returns.
+    fn next(&self) -> String {
+        format!("${}", self.values.len() + 1)
+    }
+
     /// Adds a parameter; returns its placeholder (`$n`).
     fn push<T: ToSql + Sync + 'static>(&mut self, v: T) -> String {
         self.values.push(Box::new(v));
