@@ -435,6 +435,33 @@ impl RuleSpec {
             nat_device: None,
         }
     }
+
+    /// The source and destination address matches of one pair of groups.
+    fn set_addrs(&mut self, saddrs: &Group, daddrs: &Group) {
+        let any = |g: &Group| g.0.is_some() || g.1.is_some() || g.2.is_some();
+        self.has_addrs = any(saddrs) || any(daddrs);
+        let cidrs = |v: &Option<Vec<Addr>>| v.as_ref().map(|v| v.iter().map(Addr::cidr).collect());
+        self.saddrs_pos = cidrs(&saddrs.0);
+        self.saddrs_neg = cidrs(&saddrs.1);
+        self.saddrs_masked = saddrs.2.clone();
+        self.daddrs_pos = cidrs(&daddrs.0);
+        self.daddrs_neg = cidrs(&daddrs.1);
+        self.daddrs_masked = daddrs.2.clone();
+    }
+
+    /// `ether saddr` matches: the plain and the negated source MACs.
+    fn set_src_macs(&mut self, macs: &[(bool, String)]) {
+        let pick = |inv: bool| {
+            let out: Vec<String> = macs
+                .iter()
+                .filter(|m| m.0 == inv)
+                .map(|m| m.1.clone())
+                .collect();
+            (!out.is_empty()).then_some(out)
+        };
+        self.smacs_pos = pick(false);
+        self.smacs_neg = pick(true);
+    }
 }
 
 /// Loads a firewall configuration as fw4 does.
@@ -1518,20 +1545,8 @@ impl Loader<'_> {
         let mut r = RuleSpec::new(String::new(), b.name.to_string(), family, proto.clone());
         r.src = b.src;
         r.dest = b.dest;
-        r.has_addrs = saddrs.0.is_some()
-            || saddrs.1.is_some()
-            || saddrs.2.is_some()
-            || daddrs.0.is_some()
-            || daddrs.1.is_some()
-            || daddrs.2.is_some();
+        r.set_addrs(saddrs, daddrs);
         r.has_ports = !sports.is_empty() || !dports.is_empty();
-        let cidrs = |v: &Option<Vec<Addr>>| v.as_ref().map(|v| v.iter().map(Addr::cidr).collect());
-        r.saddrs_pos = cidrs(&saddrs.0);
-        r.saddrs_neg = cidrs(&saddrs.1);
-        r.saddrs_masked = saddrs.2.clone();
-        r.daddrs_pos = cidrs(&daddrs.0);
-        r.daddrs_neg = cidrs(&daddrs.1);
-        r.daddrs_masked = daddrs.2.clone();
         let ports = |v: &[PortRange], inv: bool| {
             let out: Vec<String> = v
                 .iter()
@@ -1544,17 +1559,7 @@ impl Loader<'_> {
         r.sports_neg = ports(sports, true);
         r.dports_pos = ports(dports, false);
         r.dports_neg = ports(dports, true);
-        let macs = |inv: bool| {
-            let out: Vec<String> = b
-                .src_mac
-                .iter()
-                .filter(|m| m.0 == inv)
-                .map(|m| m.1.clone())
-                .collect();
-            (!out.is_empty()).then_some(out)
-        };
-        r.smacs_pos = macs(false);
-        r.smacs_neg = macs(true);
+        r.set_src_macs(&b.src_mac);
         r.icmp_types = icmp_types
             .map(|t| {
                 t.iter()

@@ -218,6 +218,18 @@ struct Emit<'a> {
 
 const NO_ADDRS: Group = (None, None, None);
 
+/// The source, destination and rewrite ports of a rule.
+type Ports<'a> = (
+    Option<&'a PortRange>,
+    Option<&'a PortRange>,
+    Option<&'a PortRange>,
+);
+
+/// An address option split by family.
+fn split_net(n: &Option<Net>) -> Split {
+    split_af(&n.iter().cloned().collect::<Vec<_>>())
+}
+
 fn ports(p: Option<&PortRange>, invert: bool) -> Option<Vec<String>> {
     p.filter(|p| p.invert == invert).map(|p| vec![port_text(p)])
 }
@@ -622,7 +634,6 @@ impl Loader<'_> {
             set: set.clone(),
             nat: None,
         };
-        let one = |n: &Option<Net>| n.iter().cloned().collect::<Vec<_>>();
         for proto in &r.protos.clone() {
             let mut family = r.family;
             if proto.name == "ipv6-icmp" {
@@ -631,18 +642,18 @@ impl Loader<'_> {
             let tcpudp = proto.name == "tcp" || proto.name == "udp";
             let (sip, dip, rip, sport, dport, rport) = if r.target == Target::Dnat {
                 (
-                    split_af(&one(&r.src_ip)),
-                    split_af(&one(&r.src_dip)),
-                    split_af(&one(&r.dest_ip)),
+                    split_net(&r.src_ip),
+                    split_net(&r.src_dip),
+                    split_net(&r.dest_ip),
                     r.src_port.as_ref().filter(|_| tcpudp),
                     r.src_dport.as_ref().filter(|_| tcpudp),
                     r.dest_port.as_ref().filter(|_| tcpudp),
                 )
             } else {
                 (
-                    split_af(&one(&r.src_ip)),
-                    split_af(&one(&r.dest_ip)),
-                    split_af(&one(&r.src_dip)),
+                    split_net(&r.src_ip),
+                    split_net(&r.dest_ip),
+                    split_net(&r.src_dip),
                     r.src_port.as_ref().filter(|_| tcpudp),
                     r.dest_port.as_ref().filter(|_| tcpudp),
                     r.src_dport.as_ref().filter(|_| tcpudp),
@@ -662,12 +673,7 @@ impl Loader<'_> {
             ) {
                 Ok(f) => f,
                 Err(msg) => {
-                    self.refuse(
-                        s,
-                        "family",
-                        &format!("{msg}, skipping"),
-                        format!("option 'family': {msg}; fw4 skips the section"),
-                    );
+                    self.refuse_family(s, &msg);
                     continue;
                 }
             };
@@ -687,27 +693,13 @@ impl Loader<'_> {
                 }
             }
 
-            if rip.0.len() > 1 || rip.1.len() > 1 {
-                self.warn_section(
-                    s,
-                    "specifies multiple rewrite addresses, using only first one",
-                );
-            }
+            self.warn_multiple_rewrites(s, &rip);
             let has4 = !sip.0.is_empty() || !dip.0.is_empty() || !rip.0.is_empty();
             let has6 = !sip.1.is_empty() || !dip.1.is_empty() || !rip.1.is_empty();
             if family.unwrap_or(0) == 0 && !has4 && !has6 {
                 // an unset family means IPv4, an explicit "any" both
-                let e = Emit {
-                    family: family.unwrap_or(4),
-                    proto,
-                    saddrs: &NO_ADDRS,
-                    daddrs: &NO_ADDRS,
-                    raddrs: None,
-                    sport,
-                    dport,
-                    rport,
-                };
-                self.emit(s, &base, &e);
+                let family = family.unwrap_or(4);
+                self.emit_unaddressed(s, &base, family, proto, (sport, dport, rport));
                 continue;
             }
             for (fam, has, sips, dips, rips) in [
@@ -720,21 +712,14 @@ impl Loader<'_> {
                 if (has4 || has6) && !has {
                     continue;
                 }
-                for sa in group_by_masking(sips) {
-                    for da in group_by_masking(dips) {
-                        let e = Emit {
-                            family: fam,
-                            proto,
-                            saddrs: &sa,
-                            daddrs: &da,
-                            raddrs: Some(rips),
-                            sport,
-                            dport,
-                            rport,
-                        };
-                        self.emit(s, &base, &e);
-                    }
-                }
+                self.emit_groups(
+                    s,
+                    &base,
+                    fam,
+                    proto,
+                    (sips, dips, rips),
+                    (sport, dport, rport),
+                );
             }
         }
     }
@@ -763,7 +748,7 @@ impl Loader<'_> {
         src: usize,
         proto: &Proto,
         (dip, rip): (&Split, &Split),
-        (sport, dport, rport): (Option<&PortRange>, Option<&PortRange>, Option<&PortRange>),
+        (sport, dport, rport): Ports,
     ) {
         let eaddrs = if !dip.0.is_empty() || !dip.1.is_empty() {
             (dip.0.clone(), dip.1.clone())
@@ -847,21 +832,14 @@ impl Loader<'_> {
                     target: Target::Dnat,
                     ..reflected.clone()
                 };
-                for sa in group_by_masking(iaddrs) {
-                    for da in group_by_masking(eaddrs) {
-                        let e = Emit {
-                            family: fam,
-                            proto,
-                            saddrs: &sa,
-                            daddrs: &da,
-                            raddrs: Some(rips),
-                            sport,
-                            dport,
-                            rport,
-                        };
-                        self.emit(s, &dnat, &e);
-                    }
-                }
+                self.emit_groups(
+                    s,
+                    &dnat,
+                    fam,
+                    proto,
+                    (iaddrs, eaddrs, rips),
+                    (sport, dport, rport),
+                );
                 let snat = NatBase {
                     src: None,
                     dest: Some(rzone),
@@ -888,43 +866,90 @@ impl Loader<'_> {
         }
     }
 
+    /// One rule per pair of source and destination address groups, each
+    /// rewriting to (the first of) `rips`.
+    fn emit_groups(
+        &mut self,
+        s: &Section,
+        b: &NatBase,
+        family: u8,
+        proto: &Proto,
+        (sips, dips, rips): (&[Addr], &[Addr], &[Addr]),
+        (sport, dport, rport): Ports,
+    ) {
+        for sa in group_by_masking(sips) {
+            for da in group_by_masking(dips) {
+                let e = Emit {
+                    family,
+                    proto,
+                    saddrs: &sa,
+                    daddrs: &da,
+                    raddrs: Some(rips),
+                    sport,
+                    dport,
+                    rport,
+                };
+                self.emit(s, b, &e);
+            }
+        }
+    }
+
+    /// The one rule of a section without addresses (and no rewrite address).
+    fn emit_unaddressed(
+        &mut self,
+        s: &Section,
+        b: &NatBase,
+        family: u8,
+        proto: &Proto,
+        (sport, dport, rport): Ports,
+    ) {
+        let e = Emit {
+            family,
+            proto,
+            saddrs: &NO_ADDRS,
+            daddrs: &NO_ADDRS,
+            raddrs: None,
+            sport,
+            dport,
+            rport,
+        };
+        self.emit(s, b, &e);
+    }
+
+    /// A family conflict between options: fw4 skips the section.
+    fn refuse_family(&mut self, s: &Section, msg: &str) {
+        self.refuse(
+            s,
+            "family",
+            &format!("{msg}, skipping"),
+            format!("option 'family': {msg}; fw4 skips the section"),
+        );
+    }
+
+    /// fw4 uses only the first rewrite address of each family.
+    fn warn_multiple_rewrites(&mut self, s: &Section, rip: &Split) {
+        if rip.0.len() > 1 || rip.1.len() > 1 {
+            self.warn_section(
+                s,
+                "specifies multiple rewrite addresses, using only first one",
+            );
+        }
+    }
+
     /// fw4's `add_rule` of parse_redirect and parse_nat: one rule in its NAT
     /// chain.
     fn emit(&mut self, s: &Section, b: &NatBase, e: &Emit) {
         let mut r = RuleSpec::new(String::new(), b.name.clone(), e.family, e.proto.clone());
         r.src = b.src;
         r.dest = b.dest;
-        let (sa, da) = (e.saddrs, e.daddrs);
-        r.has_addrs = sa.0.is_some()
-            || sa.1.is_some()
-            || sa.2.is_some()
-            || da.0.is_some()
-            || da.1.is_some()
-            || da.2.is_some();
+        r.set_addrs(e.saddrs, e.daddrs);
         r.has_ports =
             e.sport.is_some() || e.dport.is_some() || (b.nat.is_none() && e.rport.is_some());
-        let cidrs = |v: &Option<Vec<Addr>>| v.as_ref().map(|v| v.iter().map(Addr::cidr).collect());
-        r.saddrs_pos = cidrs(&sa.0);
-        r.saddrs_neg = cidrs(&sa.1);
-        r.saddrs_masked = sa.2.clone();
-        r.daddrs_pos = cidrs(&da.0);
-        r.daddrs_neg = cidrs(&da.1);
-        r.daddrs_masked = da.2.clone();
         r.sports_pos = ports(e.sport, false);
         r.sports_neg = ports(e.sport, true);
         r.dports_pos = ports(e.dport, false);
         r.dports_neg = ports(e.dport, true);
-        let macs = |inv: bool| {
-            let v: Vec<String> = b
-                .src_mac
-                .iter()
-                .filter(|m| m.0 == inv)
-                .map(|m| m.1.clone())
-                .collect();
-            (!v.is_empty()).then_some(v)
-        };
-        r.smacs_pos = macs(false);
-        r.smacs_neg = macs(true);
+        r.set_src_macs(&b.src_mac);
         r.raddr = e.raddrs.and_then(|a| a.first().cloned());
         r.rport = e.rport.cloned();
         r.helper = b.helper.clone().map(|h| (false, h));
@@ -1137,25 +1162,15 @@ impl Loader<'_> {
             set: None,
             nat: Some((chain, device)),
         };
-        let one = |n: &Option<Net>| n.iter().cloned().collect::<Vec<_>>();
         for proto in &protos {
             let tcpudp = proto.name == "tcp" || proto.name == "udp";
-            let (sip, dip, rip) = (
-                split_af(&one(&src_ip)),
-                split_af(&one(&dest_ip)),
-                split_af(&one(&snat_ip)),
-            );
+            let (sip, dip, rip) = (split_net(&src_ip), split_net(&dest_ip), split_net(&snat_ip));
             let (sport, dport, rport) = (
                 src_port.as_ref().filter(|_| tcpudp),
                 dest_port.as_ref().filter(|_| tcpudp),
                 snat_port.as_ref().filter(|_| tcpudp),
             );
-            if rip.0.len() > 1 || rip.1.len() > 1 {
-                self.warn_section(
-                    s,
-                    "specifies multiple rewrite addresses, using only first one",
-                );
-            }
+            self.warn_multiple_rewrites(s, &rip);
             let family = match infer_family_opt(
                 family,
                 &[
@@ -1167,12 +1182,7 @@ impl Loader<'_> {
             ) {
                 Ok(f) => f,
                 Err(msg) => {
-                    self.refuse(
-                        s,
-                        "family",
-                        &format!("{msg}, skipping"),
-                        format!("option 'family': {msg}; fw4 skips the section"),
-                    );
+                    self.refuse_family(s, &msg);
                     continue;
                 }
             };
@@ -1183,17 +1193,7 @@ impl Loader<'_> {
             let has6 = !sip.1.is_empty() || !dip.1.is_empty() || !rip.1.is_empty();
             let family = family.unwrap_or(if has6 && !has4 { 6 } else { 4 });
             if family == 0 && !has4 && !has6 {
-                let e = Emit {
-                    family: 0,
-                    proto,
-                    saddrs: &NO_ADDRS,
-                    daddrs: &NO_ADDRS,
-                    raddrs: None,
-                    sport,
-                    dport,
-                    rport,
-                };
-                self.emit(s, &base, &e);
+                self.emit_unaddressed(s, &base, 0, proto, (sport, dport, rport));
                 continue;
             }
             for (fam, sips, dips, rips) in
@@ -1202,21 +1202,14 @@ impl Loader<'_> {
                 if family != 0 && family != fam {
                     continue;
                 }
-                for sa in group_by_masking(sips) {
-                    for da in group_by_masking(dips) {
-                        let e = Emit {
-                            family: fam,
-                            proto,
-                            saddrs: &sa,
-                            daddrs: &da,
-                            raddrs: Some(rips),
-                            sport,
-                            dport,
-                            rport,
-                        };
-                        self.emit(s, &base, &e);
-                    }
-                }
+                self.emit_groups(
+                    s,
+                    &base,
+                    fam,
+                    proto,
+                    (sips, dips, rips),
+                    (sport, dport, rport),
+                );
             }
         }
         Ok(())
