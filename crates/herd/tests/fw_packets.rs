@@ -9,11 +9,14 @@
 //! 203.0.113.0/24 (whitelisted 203.0.113.10, other 203.0.113.20), all
 //! inside namespaces this test creates and deletes.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+mod support;
 
-const HERD: &str = env!("CARGO_BIN_EXE_herd");
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use support::herd_command;
+use support::netns::Lab;
+
 const DEFAULT_FIREWALL: &str =
     include_str!("../../herd-firewall/tests/corpus/openwrt-defaults/firewall.fw4-default");
 const NETWORK: &str =
@@ -37,242 +40,82 @@ const POLICY: &str = r#"[
 ]"#;
 
 fn herd(args: &[&str], dir: &Path) -> Output {
-    Command::new(HERD)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("herd")
-}
-
-/// Namespaces and processes, removed on drop (also when a test fails).
-struct Lab {
-    prefix: String,
-    children: Vec<Child>,
-    _dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn ns(&self, role: &str) -> String {
-        format!("{}{role}", self.prefix)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for role in ["r", "c", "l", "w"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(role)])
-                .output();
-        }
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn nsx(ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(args);
-    c
-}
-
-fn link(lab: &Lab, a: (&str, &str), b: (&str, &str), tag: &str) {
-    let (ta, tb) = (
-        format!("{}{tag}a", lab.prefix),
-        format!("{}{tag}b", lab.prefix),
-    );
-    run(&[
-        "ip", "link", "add", &ta, "type", "veth", "peer", "name", &tb,
-    ]);
-    for (tmp, (role, name)) in [(&ta, a), (&tb, b)] {
-        let ns = lab.ns(role);
-        run(&["ip", "link", "set", tmp, "netns", &ns]);
-        run(&["ip", "-n", &ns, "link", "set", tmp, "name", name]);
-        run(&["ip", "-n", &ns, "link", "set", name, "up"]);
-    }
+    herd_command(args).current_dir(dir).output().expect("herd")
 }
 
 fn build_lab(ruleset: &str) -> Lab {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let lab = Lab {
-        prefix: format!("hfw{}", std::process::id()),
-        children: Vec::new(),
-        _dir: dir,
-    };
-    for role in ["r", "c", "l", "w"] {
-        run(&["ip", "netns", "add", &lab.ns(role)]);
-        run(&["ip", "-n", &lab.ns(role), "link", "set", "lo", "up"]);
-    }
-    let (r, c, l, w) = (lab.ns("r"), lab.ns("c"), lab.ns("l"), lab.ns("w"));
+    let lab = Lab::new("hfw", &["r", "c", "l", "w"]);
     // the whitelisted VLAN: tagged 42 between router (eth0.42) and client;
     // where the kernel has no 8021q (containers), the router's end of an
     // untagged veth carries the name eth0.42, which is all the ruleset sees
-    link(&lab, ("r", "eth0"), ("c", "c0"), "1");
+    lab.link(("r", "eth0"), ("c", "c0"), "1");
     let tagged = Command::new("ip")
         .args([
-            "-n", &r, "link", "add", "link", "eth0", "name", "eth0.42", "type", "vlan", "id", "42",
+            "-n",
+            &lab.ns("r"),
+            "link",
+            "add",
+            "link",
+            "eth0",
+            "name",
+            "eth0.42",
+            "type",
+            "vlan",
+            "id",
+            "42",
         ])
         .output()
         .expect("ip")
         .status
         .success();
     let client_dev = if tagged {
-        run(&[
-            "ip", "-n", &c, "link", "add", "link", "c0", "name", "c0.42", "type", "vlan", "id",
-            "42",
-        ]);
+        lab.ip(
+            "c",
+            &[
+                "link", "add", "link", "c0", "name", "c0.42", "type", "vlan", "id", "42",
+            ],
+        );
         "c0.42"
     } else {
-        run(&["ip", "-n", &r, "link", "set", "eth0", "down"]);
-        run(&["ip", "-n", &r, "link", "set", "eth0", "name", "eth0.42"]);
+        lab.ip("r", &["link", "set", "eth0", "down"]);
+        lab.ip("r", &["link", "set", "eth0", "name", "eth0.42"]);
         "c0"
     };
-    run(&[
-        "ip",
-        "-n",
-        &r,
-        "addr",
-        "add",
-        "192.0.2.1/24",
-        "dev",
-        "eth0.42",
-    ]);
-    run(&["ip", "-n", &r, "link", "set", "eth0.42", "up"]);
-    run(&[
-        "ip",
-        "-n",
-        &c,
-        "addr",
-        "add",
-        "192.0.2.2/24",
-        "dev",
-        client_dev,
-    ]);
-    run(&["ip", "-n", &c, "link", "set", client_dev, "up"]);
-    run(&[
-        "ip",
-        "-n",
-        &c,
-        "route",
-        "add",
-        "default",
-        "via",
-        "192.0.2.1",
-    ]);
+    lab.addr("r", "192.0.2.1/24", "eth0.42");
+    lab.ip("r", &["link", "set", "eth0.42", "up"]);
+    lab.addr("c", "192.0.2.2/24", client_dev);
+    lab.ip("c", &["link", "set", client_dev, "up"]);
+    lab.route("c", "default", "192.0.2.1");
     // the LAN
-    link(&lab, ("r", "br-lan"), ("l", "l0"), "2");
-    run(&[
-        "ip",
-        "-n",
-        &r,
-        "addr",
-        "add",
-        "198.51.100.1/24",
-        "dev",
-        "br-lan",
-    ]);
-    run(&[
-        "ip",
-        "-n",
-        &l,
-        "addr",
-        "add",
-        "198.51.100.2/24",
-        "dev",
-        "l0",
-    ]);
-    run(&[
-        "ip",
-        "-n",
-        &l,
-        "route",
-        "add",
-        "default",
-        "via",
-        "198.51.100.1",
-    ]);
+    lab.link(("r", "br-lan"), ("l", "l0"), "2");
+    lab.addr("r", "198.51.100.1/24", "br-lan");
+    lab.addr("l", "198.51.100.2/24", "l0");
+    lab.route("l", "default", "198.51.100.1");
     // the wan side: one whitelisted, one other address
-    link(&lab, ("r", "wan"), ("w", "w0"), "3");
-    run(&[
-        "ip",
-        "-n",
-        &r,
-        "addr",
-        "add",
-        "203.0.113.1/24",
-        "dev",
-        "wan",
-    ]);
-    run(&[
-        "ip",
-        "-n",
-        &w,
-        "addr",
-        "add",
-        "203.0.113.10/24",
-        "dev",
-        "w0",
-    ]);
-    run(&[
-        "ip",
-        "-n",
-        &w,
-        "addr",
-        "add",
-        "203.0.113.20/24",
-        "dev",
-        "w0",
-    ]);
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        &r,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_forward=1",
-    ]);
-    let file = lab._dir.path().join("fw4.nft");
-    std::fs::write(&file, ruleset).expect("write ruleset");
-    let out = nsx(&r, &["nft", "-f", file.to_str().expect("utf8 path")])
-        .output()
-        .expect("nft");
-    assert!(
-        out.status.success(),
-        "nft rejected herd's ruleset: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.link(("r", "wan"), ("w", "w0"), "3");
+    lab.addr("r", "203.0.113.1/24", "wan");
+    lab.addr("w", "203.0.113.10/24", "w0");
+    lab.addr("w", "203.0.113.20/24", "w0");
+    lab.load_router("r", ruleset);
     lab
 }
 
 fn tcp_ok(lab: &mut Lab, from: &str, dst: &str) -> bool {
-    nsx(&lab.ns(from), &["nc", "-z", "-w", "2", dst, "8080"])
+    lab.exec(from, &["nc", "-z", "-w", "2", dst, "8080"])
         .status()
         .expect("nc")
         .success()
 }
 
 fn udp_ok(lab: &mut Lab, from: &str, dst: &str) -> bool {
-    let listener = nsx(&lab.ns("w"), &["timeout", "2", "nc", "-u", "-l", "5353"])
+    let listener = lab
+        .exec("w", &["timeout", "2", "nc", "-u", "-l", "5353"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("udp listener");
     std::thread::sleep(Duration::from_millis(300));
-    let mut client = nsx(&lab.ns(from), &["nc", "-u", "-w", "1", dst, "5353"])
+    let mut client = lab
+        .exec(from, &["nc", "-u", "-w", "1", dst, "5353"])
         .stdin(Stdio::piped())
         .spawn()
         .expect("udp client");
@@ -286,7 +129,7 @@ fn udp_ok(lab: &mut Lab, from: &str, dst: &str) -> bool {
 }
 
 fn icmp_ok(lab: &mut Lab, from: &str, dst: &str) -> bool {
-    nsx(&lab.ns(from), &["ping", "-c", "1", "-W", "1", dst])
+    lab.exec(from, &["ping", "-c", "1", "-W", "1", dst])
         .stdout(Stdio::null())
         .status()
         .expect("ping")
@@ -348,7 +191,8 @@ fn whitelisted_vlan_reaches_only_listed_destinations_with_real_packets() {
     );
     let ruleset = String::from_utf8(nft.stdout).expect("utf8 ruleset");
     let mut lab = build_lab(&ruleset);
-    let server = nsx(&lab.ns("w"), &["nc", "-l", "-k", "8080"])
+    let server = lab
+        .exec("w", &["nc", "-l", "-k", "8080"])
         .stdout(Stdio::null())
         .spawn()
         .expect("tcp server");

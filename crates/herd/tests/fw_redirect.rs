@@ -11,11 +11,14 @@
 //! wan client 203.0.113.10, web server 192.168.1.10, lan client
 //! 192.168.1.20; all created and deleted by this test.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-const HERD: &str = env!("CARGO_BIN_EXE_herd");
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+use support::herd_command;
+use support::netns::Lab;
+
 const DEFAULT_FIREWALL: &str =
     include_str!("../../herd-firewall/tests/corpus/openwrt-defaults/firewall.fw4-default");
 const NETWORK: &str =
@@ -29,141 +32,42 @@ const WEB_FORWARD: &str = "\nconfig redirect\n\toption name 'web-forward'\n\topt
 \toption src_dport '8080'\n\toption dest 'lan'\n\toption dest_ip '192.168.1.10'\n\
 \toption dest_port '80'\n\toption proto 'tcp'\n\toption target 'DNAT'\n";
 
-/// Namespaces and processes, removed on drop (also when the test fails).
-struct Lab {
-    prefix: String,
-    children: Vec<Child>,
-}
-
 const ROLES: [&str; 4] = ["r", "w", "s", "m"];
 
-impl Lab {
-    fn ns(&self, role: &str) -> String {
-        format!("{}{role}", self.prefix)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for role in ROLES {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(role)])
-                .output();
-        }
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn nsx(ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(args);
-    c
-}
-
-/// A veth pair between two namespaces, named `a.1` and `b.1`, both up.
-fn link(lab: &Lab, a: (&str, &str), b: (&str, &str), tag: &str) {
-    let (ta, tb) = (
-        format!("{}{tag}a", lab.prefix),
-        format!("{}{tag}b", lab.prefix),
-    );
-    run(&[
-        "ip", "link", "add", &ta, "type", "veth", "peer", "name", &tb,
-    ]);
-    for (tmp, (role, name)) in [(&ta, a), (&tb, b)] {
-        let ns = lab.ns(role);
-        run(&["ip", "link", "set", tmp, "netns", &ns]);
-        run(&["ip", "-n", &ns, "link", "set", tmp, "name", name]);
-        run(&["ip", "-n", &ns, "link", "set", name, "up"]);
-    }
-}
-
-fn addr(lab: &Lab, role: &str, cidr: &str, dev: &str) {
-    run(&["ip", "-n", &lab.ns(role), "addr", "add", cidr, "dev", dev]);
-}
-
-fn route(lab: &Lab, role: &str, to: &str, via: &str) {
-    run(&["ip", "-n", &lab.ns(role), "route", "add", to, "via", via]);
-}
-
-fn build_lab(ruleset: &str, dir: &Path) -> Lab {
-    let lab = Lab {
-        prefix: format!("hfr{}", std::process::id()),
-        children: Vec::new(),
-    };
-    for role in ROLES {
-        run(&["ip", "netns", "add", &lab.ns(role)]);
-        run(&["ip", "-n", &lab.ns(role), "link", "set", "lo", "up"]);
-    }
-    let r = lab.ns("r");
+fn build_lab(ruleset: &str) -> Lab {
+    let lab = Lab::new("hfr", &ROLES);
     // wan: the router's wan address and a client on the internet side, which
     // also gets a route to the lan so that the server's own address is tried
-    link(&lab, ("r", "wan"), ("w", "w0"), "1");
-    addr(&lab, "r", "203.0.113.1/24", "wan");
-    addr(&lab, "w", "203.0.113.10/24", "w0");
-    route(&lab, "w", "192.168.1.0/24", "203.0.113.1");
+    lab.link(("r", "wan"), ("w", "w0"), "1");
+    lab.addr("r", "203.0.113.1/24", "wan");
+    lab.addr("w", "203.0.113.10/24", "w0");
+    lab.route("w", "192.168.1.0/24", "203.0.113.1");
     // lan: a bridge with the web server and a lan client behind it
-    run(&["ip", "-n", &r, "link", "add", "br-lan", "type", "bridge"]);
-    run(&["ip", "-n", &r, "link", "set", "br-lan", "up"]);
-    addr(&lab, "r", "192.168.1.1/24", "br-lan");
+    lab.ip("r", &["link", "add", "br-lan", "type", "bridge"]);
+    lab.ip("r", &["link", "set", "br-lan", "up"]);
+    lab.addr("r", "192.168.1.1/24", "br-lan");
     for (role, port, dev, cidr, tag) in [
         ("s", "lan1", "s0", "192.168.1.10/24", "2"),
         ("m", "lan2", "m0", "192.168.1.20/24", "3"),
     ] {
-        link(&lab, ("r", port), (role, dev), tag);
-        run(&["ip", "-n", &r, "link", "set", port, "master", "br-lan"]);
-        addr(&lab, role, cidr, dev);
-        route(&lab, role, "default", "192.168.1.1");
+        lab.link(("r", port), (role, dev), tag);
+        lab.ip("r", &["link", "set", port, "master", "br-lan"]);
+        lab.addr(role, cidr, dev);
+        lab.route(role, "default", "192.168.1.1");
     }
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        &r,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_forward=1",
-    ]);
-    let file = dir.join("fw4.nft");
-    std::fs::write(&file, ruleset).expect("write ruleset");
-    let out = nsx(&r, &["nft", "-f", file.to_str().expect("utf8 path")])
-        .output()
-        .expect("nft");
-    assert!(
-        out.status.success(),
-        "nft rejected herd's ruleset: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.load_router("r", ruleset);
     lab
 }
 
 fn herd(args: &[&str], dir: &Path) -> Output {
-    Command::new(HERD)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("herd")
+    herd_command(args).current_dir(dir).output().expect("herd")
 }
 
 /// Sends `token` over TCP from a namespace; true when the connection was
 /// accepted (nc exits 0).
 fn send(lab: &Lab, from: &str, dst: &str, port: &str, token: &str) -> bool {
-    let mut nc = nsx(&lab.ns(from), &["nc", "-N", "-w", "2", dst, port])
+    let mut nc = lab
+        .exec(from, &["nc", "-N", "-w", "2", dst, port])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -230,9 +134,10 @@ fn wan_port_forward_reaches_the_internal_server_and_check_agrees() {
         ruleset.contains("tcp dport 8080 counter dnat 192.168.1.10:80"),
         "{ruleset}"
     );
-    let mut lab = build_lab(&ruleset, dir);
+    let mut lab = build_lab(&ruleset);
     let log = dir.join("server.log");
-    let server = nsx(&lab.ns("s"), &["nc", "-l", "-k", "80"])
+    let server = lab
+        .exec("s", &["nc", "-l", "-k", "80"])
         .stdout(Stdio::from(std::fs::File::create(&log).expect("log")))
         .spawn()
         .expect("web server");

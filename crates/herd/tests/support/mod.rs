@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod inventory;
+pub mod netns;
 
 use herd_client::Client;
 use std::ffi::OsStr;
