@@ -12,10 +12,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::herd_command;
-use support::netns::Lab;
+use support::netns::{check_accepted, herd, write_config, Lab};
 
 const DEFAULT_FIREWALL: &str =
     include_str!("../../herd-firewall/tests/corpus/openwrt-defaults/firewall.fw4-default");
@@ -38,10 +37,6 @@ const POLICY: &str = r#"[
    "whitelist_destinations": ["203.0.113.10"],
    "whitelist_destination_names": ["203.0.113.10=allowed-host"]}
 ]"#;
-
-fn herd(args: &[&str], dir: &Path) -> Output {
-    herd_command(args).current_dir(dir).output().expect("herd")
-}
 
 fn build_lab(ruleset: &str) -> Lab {
     let lab = Lab::new("hfw", &["r", "c", "l", "w"]);
@@ -146,23 +141,14 @@ fn herd_says(dir: &Path, src: &str, dst: &str, proto: &str) -> bool {
         args.extend(["--dport", port]);
     }
     let out = herd(&args, dir);
-    match out.status.code() {
-        Some(0) => true,
-        Some(1) => false,
-        _ => panic!(
-            "herd fw check failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    check_accepted(&out)
 }
 
 #[test]
 fn whitelisted_vlan_reaches_only_listed_destinations_with_real_packets() {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path();
-    std::fs::create_dir_all(dir.join("current")).expect("mkdir");
-    std::fs::write(dir.join("current/network"), NETWORK).expect("network");
-    std::fs::write(dir.join("current/firewall"), DEFAULT_FIREWALL).expect("firewall");
+    write_config(dir, "current", NETWORK, DEFAULT_FIREWALL);
     std::fs::write(dir.join("policy.json"), POLICY).expect("policy");
     let render = herd(
         &[

@@ -14,10 +14,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::herd_command;
-use support::netns::Lab;
+use support::netns::{check_accepted, herd, write_config, Lab};
 
 const DEFAULT_FIREWALL: &str =
     include_str!("../../herd-firewall/tests/corpus/openwrt-defaults/firewall.fw4-default");
@@ -59,10 +58,6 @@ fn build_lab(ruleset: &str) -> Lab {
     lab
 }
 
-fn herd(args: &[&str], dir: &Path) -> Output {
-    herd_command(args).current_dir(dir).output().expect("herd")
-}
-
 /// Sends `token` over TCP from a namespace; true when the connection was
 /// accepted (nc exits 0).
 fn send(lab: &Lab, from: &str, dst: &str, port: &str, token: &str) -> bool {
@@ -102,27 +97,19 @@ fn herd_check(dir: &Path, src: &str, dst: &str, port: &str) -> (bool, String) {
         dir,
     );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    match out.status.code() {
-        Some(0) => (true, text),
-        Some(1) => (false, text),
-        _ => panic!(
-            "herd fw check failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    (check_accepted(&out), text)
 }
 
 #[test]
 fn wan_port_forward_reaches_the_internal_server_and_check_agrees() {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path();
-    std::fs::create_dir_all(dir.join("cfg")).expect("mkdir");
-    std::fs::write(dir.join("cfg/network"), NETWORK).expect("network");
-    std::fs::write(
-        dir.join("cfg/firewall"),
-        format!("{DEFAULT_FIREWALL}{WEB_FORWARD}"),
-    )
-    .expect("firewall");
+    write_config(
+        dir,
+        "cfg",
+        NETWORK,
+        &format!("{DEFAULT_FIREWALL}{WEB_FORWARD}"),
+    );
     let nft = herd(&["fw", "nft", "--config", "cfg"], dir);
     assert!(
         nft.status.success(),
@@ -177,10 +164,8 @@ fn wan_port_forward_reaches_the_internal_server_and_check_agrees() {
 fn check_refuses_an_invalid_redirect_naming_section_and_option() {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path();
-    std::fs::create_dir_all(dir.join("cfg")).expect("mkdir");
-    std::fs::write(dir.join("cfg/network"), NETWORK).expect("network");
     let bad = WEB_FORWARD.replace("'80'", "'8080-80'");
-    std::fs::write(dir.join("cfg/firewall"), format!("{DEFAULT_FIREWALL}{bad}")).expect("firewall");
+    write_config(dir, "cfg", NETWORK, &format!("{DEFAULT_FIREWALL}{bad}"));
     let out = herd(
         &[
             "fw",

@@ -2,8 +2,11 @@
 //! `fw_redirect`): a [`Lab`] of namespaces named `PREFIX<pid>ROLE`, veth
 //! links between them, addresses and routes, and a router namespace that
 //! loads a ruleset with `nft -f`. The namespaces and the processes started
-//! in them are removed on drop, also when a test fails.
+//! in them are removed on drop, also when a test fails. Also the CLI side
+//! those tests share: the router's configuration directory and
+//! `herd fw check`'s verdict.
 
+use std::path::Path;
 use std::process::{Child, Command, Output};
 
 /// Namespaces and processes, removed on drop.
@@ -131,4 +134,34 @@ pub fn run(args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Writes a router's UCI configuration directory `dir/sub` (`network` and
+/// `firewall`), as `herd fw ... --config sub` reads it.
+pub fn write_config(dir: &Path, sub: &str, network: &str, firewall: &str) {
+    let config = dir.join(sub);
+    std::fs::create_dir_all(&config).expect("mkdir");
+    std::fs::write(config.join("network"), network).expect("network");
+    std::fs::write(config.join("firewall"), firewall).expect("firewall");
+}
+
+/// `herd ARGS` run in `dir` (where the configuration directories are).
+pub fn herd(args: &[&str], dir: &Path) -> Output {
+    super::herd_command(args)
+        .current_dir(dir)
+        .output()
+        .expect("herd")
+}
+
+/// `herd fw check`'s verdict: accept (exit 0) or reject/drop (exit 1); any
+/// other exit fails the test.
+pub fn check_accepted(out: &Output) -> bool {
+    match out.status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        _ => panic!(
+            "herd fw check failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }
