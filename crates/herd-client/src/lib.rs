@@ -236,6 +236,22 @@ impl Client {
         Ok(answer.result)
     }
 
+    /// `GET /api/history?schema` (herd): the latest batches of schema
+    /// changes, newest first, at most `limit` (the server's default, 100,
+    /// if `None`; the server refuses 0 and more than 10000).
+    pub fn schema_history(&self, limit: Option<usize>) -> Result<Vec<SchemaRecord>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            result: Vec<SchemaRecord>,
+        }
+        let path = match limit {
+            Some(limit) => format!("/api/history?schema&limit={limit}"),
+            None => "/api/history?schema".to_string(),
+        };
+        let answer: Answer = self.call("GET", &path, None)?;
+        Ok(answer.result)
+    }
+
     /// Any endpoint: send `body` (JSON) and return the parsed answer. For
     /// endpoints this crate has no typed method for yet.
     pub fn request_json(
@@ -321,6 +337,19 @@ impl Client {
             },
         })
     }
+}
+
+/// One applied batch of schema changes, as `GET /api/history?schema`
+/// returns it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SchemaRecord {
+    /// The batch's id; ids grow with time.
+    pub schema_change_id: i64,
+    /// Who applied it (user and key).
+    pub author: String,
+    pub time: herd_model::DatetimeJson,
+    /// Every change of the batch, in the order applied.
+    pub changes: Vec<SchemaChange>,
 }
 
 /// Which commits [`Client::history`] returns.

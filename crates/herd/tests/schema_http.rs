@@ -207,3 +207,94 @@ fn schema_history_records_the_signed_author_of_each_batch() {
     assert_eq!(status, 400, "{text}");
     assert!(message(&text).contains("schema takes no value"), "{text}");
 }
+
+/// `herd schema history` through the real binary: a table for people
+/// (id, time, author, what changed), JSON for scripts that is exactly what
+/// the typed client reads, newest first, at most `--limit`.
+fn schema_history_cli(server: &Server) {
+    let client = server.client();
+    load_fleet(&client, 1, 1);
+    let out = server.herd_with_stdin(
+        &["schema", "apply", "-"],
+        Some(&json!(rack_changes()).to_string()),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let five: Vec<Value> = (1..=5)
+        .map(|i| json!({"action": "create_attribute", "attribute": {"attribute_id": format!("extra{i}"), "type": "number"}}))
+        .collect();
+    let newest = client
+        .change_schema(&serde_json::from_value::<Vec<SchemaChange>>(json!(five)).unwrap())
+        .expect("five attributes");
+
+    let typed = client.schema_history(None).expect("typed schema history");
+    assert_eq!(typed.len(), 3, "fleet, rack, five: {typed:?}");
+    assert_eq!(typed[0].schema_change_id, newest);
+    assert!(typed
+        .windows(2)
+        .all(|w| w[0].schema_change_id > w[1].schema_change_id));
+    assert_eq!(typed[0].changes.len(), 5);
+    assert_eq!(
+        client.schema_history(Some(1)).expect("limit 1"),
+        typed[..1].to_vec()
+    );
+
+    let out = server.herd(&["schema", "history", "--json"]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let scripted: Vec<herd_client::SchemaRecord> =
+        serde_json::from_str(&support::stdout(&out)).expect("JSON records");
+    assert_eq!(scripted, typed);
+    let out = server.herd(&["schema", "history", "--limit", "2", "--json"]);
+    let scripted: Vec<herd_client::SchemaRecord> =
+        serde_json::from_str(&support::stdout(&out)).expect("JSON records");
+    assert_eq!(scripted, typed[..2].to_vec());
+
+    let out = server.herd(&["schema", "history"]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let text = support::stdout(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let header = lines
+        .iter()
+        .position(|l| l.contains("id") && l.contains("author") && l.contains("changes"))
+        .unwrap_or_else(|| panic!("no header:\n{text}"));
+    let rows: Vec<&str> = lines[header + 1..]
+        .iter()
+        .copied()
+        .filter(|l| l.chars().any(|c| c.is_ascii_alphanumeric()))
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(
+        rows[0].contains(&newest.to_string())
+            && rows[0].contains("anonymous")
+            && rows[0].contains(&typed[0].time.0.to_string())
+            && rows[0].contains("create_attribute extra1, create_attribute extra2, create_attribute extra3, and 2 more"),
+        "{text}"
+    );
+    assert!(
+        rows[1].contains(
+            "create_attribute rack, update_servertype hypervisor, create_servertype rack_unit"
+        ) && !rows[1].contains("more"),
+        "{text}"
+    );
+
+    // A limit the server refuses: a clear message, no table.
+    let out = server.herd(&["schema", "history", "--limit", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        support::stderr(&out).contains("limit must be between 1 and"),
+        "{}",
+        support::stderr(&out)
+    );
+    assert!(support::stdout(&out).is_empty());
+}
+
+#[test]
+fn schema_history_cli_on_sqlite() {
+    schema_history_cli(&Server::start());
+}
+
+#[test]
+fn schema_history_cli_on_postgres() {
+    let cluster = TempPostgres::shared().unwrap_or_else(|e| panic!("{e}"));
+    let url = cluster.fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    schema_history_cli(&Server::start_on(&url));
+}

@@ -698,13 +698,66 @@ pub enum SchemaCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Show the latest batches of schema changes, newest first: id, time,
+    /// author and what each batch changed.
+    History {
+        /// At most this many batches (1-10000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print the batches as JSON, every change in full.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn schema(global: &Global, args: SchemaArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SchemaCommand::Show { servertype, json } => schema_show(global, servertype, json),
         SchemaCommand::Apply { file, dry_run } => schema_apply(global, &file, dry_run),
+        SchemaCommand::History { limit, json } => schema_history(global, limit, json),
     }
+}
+
+fn schema_history(global: &Global, limit: usize, json: bool) -> anyhow::Result<ExitCode> {
+    // The server checks the limit (1-10000) and says so.
+    let records = client(global)?
+        .schema_history(Some(limit))
+        .map_err(client_error)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &records)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let header = ["id", "time", "author", "changes"].map(String::from);
+    let rows = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.schema_change_id.to_string(),
+                r.time.0.to_string(),
+                r.author.clone(),
+                summarize_schema_changes(&r.changes),
+            ]
+        })
+        .collect();
+    writeln!(out, "{}", table(&header, rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "create_attribute rack, update_servertype hypervisor": the first few
+/// changes of a batch and how many more (`--json` shows all).
+fn summarize_schema_changes(changes: &[SchemaChange]) -> String {
+    const SHOWN: usize = 3;
+    let mut parts: Vec<String> = changes
+        .iter()
+        .take(SHOWN)
+        .map(herd_store::describe_schema_change)
+        .collect();
+    if changes.len() > SHOWN {
+        parts.push(format!("and {} more", changes.len() - SHOWN));
+    }
+    parts.join(", ")
 }
 
 fn schema_show(
