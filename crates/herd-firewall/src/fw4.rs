@@ -566,6 +566,18 @@ struct Loader<'a> {
     defaults: Option<Defaults>,
 }
 
+/// The time options rules, redirects and nat sections share (see
+/// [`TimeMatch`]; `utc_time` and `monthdays` are read or warned about only).
+const TIME_OPTIONS: &[&str] = &[
+    "utc_time",
+    "start_date",
+    "stop_date",
+    "start_time",
+    "stop_time",
+    "weekdays",
+    "monthdays",
+];
+
 /// An option failed to parse: the section is skipped (fw4's NaN).
 struct Invalid;
 
@@ -679,6 +691,17 @@ impl Loader<'_> {
         self.list(s, key, None, |v| parse_net(v, &nets).map(|n| vec![n]))
     }
 
+    /// `start_date`, `stop_date`, `start_time`, `stop_time`, `weekdays`.
+    fn time_options(&mut self, s: &Section) -> Result<TimeMatch, Invalid> {
+        Ok(TimeMatch {
+            start_date: self.opt(s, "start_date", None, parse_date)?,
+            stop_date: self.opt(s, "stop_date", None, parse_date)?,
+            start_time: self.opt(s, "start_time", None, parse_time)?,
+            stop_time: self.opt(s, "stop_time", None, parse_time)?,
+            weekdays: self.opt(s, "weekdays", None, parse_weekdays)?,
+        })
+    }
+
     /// The family of a referenced zone (`None` for `*` or no zone).
     fn zone_family(&self, r: Option<ZoneRef>) -> Option<u8> {
         zone_index(r).map(|i| self.zones[i].family)
@@ -765,6 +788,7 @@ impl Loader<'_> {
         self.defaults = Some(parsed.unwrap_or_else(|_| default_defaults()));
     }
 
+    /// fw4's warning for each option the section type does not know.
     fn warn_unknown(&mut self, s: &Section, known: &[&str]) {
         let unknown: Vec<String> = s
             .options
@@ -1237,11 +1261,7 @@ impl Loader<'_> {
         let log = self.opt(s, "log", None, |v| Some(v.to_string()))?;
         let log_limit = self.opt(s, "log_limit", None, parse_limit)?;
         let target = self.opt(s, "target", None, parse_target)?;
-        let start_date = self.opt(s, "start_date", None, parse_date)?;
-        let stop_date = self.opt(s, "stop_date", None, parse_date)?;
-        let start_time = self.opt(s, "start_time", None, parse_time)?;
-        let stop_time = self.opt(s, "stop_time", None, parse_time)?;
-        let weekdays = self.opt(s, "weekdays", None, parse_weekdays)?;
+        let time = self.time_options(s)?;
         let set_match = self.opt(s, "ipset", None, ipset::parse_setmatch)?;
         let env_helpers = self.env.helpers.clone();
         let helper = self.opt(s, "helper", None, |v| {
@@ -1257,44 +1277,41 @@ impl Loader<'_> {
         self.warn_unknown(
             s,
             &[
-                "enabled",
-                "name",
-                "_name",
-                "family",
-                "src",
-                "dest",
-                "device",
-                "direction",
-                "ipset",
-                "helper",
-                "set_helper",
-                "proto",
-                "src_ip",
-                "src_mac",
-                "src_port",
-                "dest_ip",
-                "dest_port",
-                "icmp_type",
-                "extra",
-                "limit",
-                "limit_burst",
-                "utc_time",
-                "start_date",
-                "stop_date",
-                "start_time",
-                "stop_time",
-                "weekdays",
-                "monthdays",
-                "mark",
-                "set_mark",
-                "set_xmark",
-                "dscp",
-                "set_dscp",
-                "counter",
-                "log",
-                "log_limit",
-                "target",
-            ],
+                &[
+                    "enabled",
+                    "name",
+                    "_name",
+                    "family",
+                    "src",
+                    "dest",
+                    "device",
+                    "direction",
+                    "ipset",
+                    "helper",
+                    "set_helper",
+                    "proto",
+                    "src_ip",
+                    "src_mac",
+                    "src_port",
+                    "dest_ip",
+                    "dest_port",
+                    "icmp_type",
+                    "extra",
+                    "limit",
+                    "limit_burst",
+                    "mark",
+                    "set_mark",
+                    "set_xmark",
+                    "dscp",
+                    "set_dscp",
+                    "counter",
+                    "log",
+                    "log_limit",
+                    "target",
+                ][..],
+                TIME_OPTIONS,
+            ]
+            .concat(),
         );
         if !enabled {
             self.warn_section(s, "is disabled, ignoring section");
@@ -1432,13 +1449,7 @@ impl Loader<'_> {
                 helper: helper.as_ref().map(|(inv, h)| (*inv, h.name.clone())),
                 set_helper: set_helper.as_ref().map(|(_, h)| h.name.clone()),
                 ipset: ipset.clone(),
-                time: TimeMatch {
-                    start_date: start_date.clone(),
-                    stop_date: stop_date.clone(),
-                    start_time: start_time.clone(),
-                    stop_time: stop_time.clone(),
-                    weekdays: weekdays.clone(),
-                },
+                time: time.clone(),
             };
             if fam == 0 && target != Some(Target::Dscp) && !has4 && !has6 {
                 self.add_rule(
@@ -1497,9 +1508,17 @@ impl Loader<'_> {
     ) {
         let types: Vec<IcmpType> = icmp.iter().filter(|i| full_range(i)).copied().collect();
         let codes: Vec<IcmpType> = icmp.iter().filter(|i| !full_range(i)).copied().collect();
+        // (whole types, types with a code range) per rule
+        let mut icmp_splits = Vec::new();
+        if !types.is_empty() || codes.is_empty() {
+            icmp_splits.push((Some(types.as_slice()), None));
+        }
+        if !codes.is_empty() {
+            icmp_splits.push((None, Some(codes.as_slice())));
+        }
         for sa in group_by_masking(saddrs) {
             for da in group_by_masking(daddrs) {
-                if !types.is_empty() || codes.is_empty() {
+                for (icmp_types, icmp_codes) in &icmp_splits {
                     self.add_rule(
                         base,
                         family,
@@ -1508,21 +1527,8 @@ impl Loader<'_> {
                         &da,
                         sports,
                         dports,
-                        Some(&types),
-                        None,
-                    );
-                }
-                if !codes.is_empty() {
-                    self.add_rule(
-                        base,
-                        family,
-                        proto,
-                        &sa,
-                        &da,
-                        sports,
-                        dports,
-                        None,
-                        Some(&codes),
+                        *icmp_types,
+                        *icmp_codes,
                     );
                 }
             }
@@ -3016,27 +3022,34 @@ fn zone_match(m: &ZoneMatch, egress: bool) -> Vec<Match> {
             names: vec![w.clone()],
         });
     }
-    let v6 = m.family == 6;
     let dir = if egress { Dir::Dst } else { Dir::Src };
-    if let Some(s) = &m.subnets_pos {
-        out.push(Match::Addr {
-            v6,
-            dir,
-            negate: false,
-            text: set(s, false),
-            items: s.clone(),
-        });
+    let subnets = (&m.subnets_pos, &m.subnets_neg, &m.subnets_masked);
+    addr_matches(&mut out, m.family == 6, dir, subnets);
+    out
+}
+
+/// Plain, negated (as CIDR texts) and non-contiguously masked addresses.
+type AddrLists<'a> = (
+    &'a Option<Vec<String>>,
+    &'a Option<Vec<String>>,
+    &'a Option<Vec<Addr>>,
+);
+
+/// Address matches of one direction: `ip[6] saddr|daddr {...}`, the same
+/// negated, and one masked match per non-contiguous mask.
+fn addr_matches(out: &mut Vec<Match>, v6: bool, dir: Dir, (pos, neg, masked): AddrLists) {
+    for (items, negate) in [(pos, false), (neg, true)] {
+        if let Some(items) = items {
+            out.push(Match::Addr {
+                v6,
+                dir,
+                negate,
+                text: set(items, false),
+                items: items.clone(),
+            });
+        }
     }
-    if let Some(s) = &m.subnets_neg {
-        out.push(Match::Addr {
-            v6,
-            dir,
-            negate: true,
-            text: set(s, false),
-            items: s.clone(),
-        });
-    }
-    for a in m.subnets_masked.iter().flatten() {
+    for a in masked.iter().flatten() {
         out.push(Match::AddrMasked {
             v6,
             dir,
@@ -3045,7 +3058,6 @@ fn zone_match(m: &ZoneMatch, egress: bool) -> Vec<Match> {
             addr: a.addr.to_string(),
         });
     }
-    out
 }
 
 /// zone-jump.uc
@@ -3091,14 +3103,7 @@ fn zone_verdict(z: &Zone, m: &ZoneMatch, egress: bool, verdict: &str) -> Vec<Rul
         )
     });
     let mut lines = Vec::new();
-    let mut stmts = Vec::new();
-    if z.counter {
-        stmts.push(Stmt::Counter);
-    }
-    match (log, &z.log_limit) {
-        (Some(log), Some(_)) => lines.push(limited_log(z, &matches, log)),
-        (log, _) => stmts.extend(log.map(Stmt::Text)),
-    }
+    let stmts = zone_counter_log(z, &matches, log, &mut lines);
     let fam = nfproto_human(m.family);
     let (v, comment) = match verdict {
         "reject" => (
@@ -3136,6 +3141,25 @@ fn limited_log(z: &Zone, matches: &[Match], log: String) -> Rule {
     }
 }
 
+/// The counter and log statements of a zone's verdict line; with the
+/// zone's `log_limit` the log is a line of its own, pushed to `lines`.
+fn zone_counter_log(
+    z: &Zone,
+    matches: &[Match],
+    log: Option<String>,
+    lines: &mut Vec<Rule>,
+) -> Vec<Stmt> {
+    let mut stmts = Vec::new();
+    if z.counter {
+        stmts.push(Stmt::Counter);
+    }
+    match (log, &z.log_limit) {
+        (Some(log), Some(_)) => lines.push(limited_log(z, matches, log)),
+        (log, _) => stmts.extend(log.map(Stmt::Text)),
+    }
+    stmts
+}
+
 /// `ct status dnat accept`: zones with redirects accept the translated flows.
 fn ct_status_dnat(what: &str) -> Rule {
     Rule {
@@ -3166,14 +3190,7 @@ fn zone_drop_invalid(z: &Zone, m: &ZoneMatch) -> Vec<Rule> {
     let log =
         ((z.log & 1) != 0).then(|| format!("log prefix \"drop {} invalid ct state: \"", z.name));
     let mut lines = Vec::new();
-    let mut stmts = Vec::new();
-    if z.counter {
-        stmts.push(Stmt::Counter);
-    }
-    match (log, &z.log_limit) {
-        (Some(log), Some(_)) => lines.push(limited_log(z, &matches, log)),
-        (log, _) => stmts.extend(log.map(Stmt::Text)),
-    }
+    let stmts = zone_counter_log(z, &matches, log, &mut lines);
     lines.push(Rule {
         matches,
         stmts,
@@ -3187,36 +3204,10 @@ fn zone_drop_invalid(z: &Zone, m: &ZoneMatch) -> Vec<Rule> {
 fn zone_masq(z: &Zone, family: u8, s: &Group, d: &Group) -> Rule {
     let mut matches = vec![Match::Nfproto(family)];
     let v6 = family == 6;
+    let cidrs = |v: &Option<Vec<Addr>>| v.as_ref().map(|v| v.iter().map(Addr::cidr).collect());
     for (g, dir) in [(s, Dir::Src), (d, Dir::Dst)] {
-        if let Some(p) = &g.0 {
-            let items: Vec<String> = p.iter().map(Addr::cidr).collect();
-            matches.push(Match::Addr {
-                v6,
-                dir,
-                negate: false,
-                text: set(&items, false),
-                items,
-            });
-        }
-        if let Some(n) = &g.1 {
-            let items: Vec<String> = n.iter().map(Addr::cidr).collect();
-            matches.push(Match::Addr {
-                v6,
-                dir,
-                negate: true,
-                text: set(&items, false),
-                items,
-            });
-        }
-        for a in g.2.iter().flatten() {
-            matches.push(Match::AddrMasked {
-                v6,
-                dir,
-                negate: a.invert,
-                mask: a.mask.to_string(),
-                addr: a.addr.to_string(),
-            });
-        }
+        let (pos, neg) = (cidrs(&g.0), cidrs(&g.1));
+        addr_matches(&mut matches, v6, dir, (&pos, &neg, &g.2));
     }
     Rule {
         matches,
@@ -3306,12 +3297,7 @@ fn rule_ir(r: &RuleSpec, zone_limit: Option<&str>) -> Vec<Rule> {
     }
     let v6 = r.family == 6;
     addr_port_matches(r, &mut m);
-    if let Some(s) = &r.smacs_pos {
-        m.push(Match::Opaque(format!("ether saddr {}", set(s, false))));
-    }
-    if let Some(s) = &r.smacs_neg {
-        m.push(Match::Opaque(format!("ether saddr != {}", set(s, false))));
-    }
+    src_mac_matches(r, &mut m);
     if let Some(t) = &r.icmp_types {
         let texts: Vec<String> = t.iter().map(u8::to_string).collect();
         m.push(Match::IcmpType {
@@ -3341,14 +3327,7 @@ fn rule_ir(r: &RuleSpec, zone_limit: Option<&str>) -> Vec<Rule> {
     set_match(r, &mut m);
     let comment = Some(format!("!fw4: {}", r.name));
     let mut lines = Vec::new();
-    let log = log_lines(r, zone_limit, &m, &mut lines);
-    let mut stmts = Vec::new();
-    if r.counter {
-        stmts.push(Stmt::Counter);
-    }
-    if let Some(log) = log {
-        stmts.push(Stmt::Text(format!("log prefix {}", nft::quote_forced(log))));
-    }
+    let stmts = counter_log_stmts(r, zone_limit, &m, &mut lines);
     let verdict = match r.target {
         Some(Target::Mark) => r.set_xmark.map(|x| {
             let v = if x.mask == 0xFFFF_FFFF {
@@ -3396,38 +3375,10 @@ fn rule_ir(r: &RuleSpec, zone_limit: Option<&str>) -> Vec<Rule> {
 /// Address and port matches (rule.uc and redirect.uc).
 fn addr_port_matches(r: &RuleSpec, m: &mut Vec<Match>) {
     let v6 = r.family == 6;
-    for (pos, neg, masked, dir) in [
-        (&r.saddrs_pos, &r.saddrs_neg, &r.saddrs_masked, Dir::Src),
-        (&r.daddrs_pos, &r.daddrs_neg, &r.daddrs_masked, Dir::Dst),
-    ] {
-        if let Some(p) = pos {
-            m.push(Match::Addr {
-                v6,
-                dir,
-                negate: false,
-                text: set(p, false),
-                items: p.clone(),
-            });
-        }
-        if let Some(n) = neg {
-            m.push(Match::Addr {
-                v6,
-                dir,
-                negate: true,
-                text: set(n, false),
-                items: n.clone(),
-            });
-        }
-        for a in masked.iter().flatten() {
-            m.push(Match::AddrMasked {
-                v6,
-                dir,
-                negate: a.invert,
-                mask: a.mask.to_string(),
-                addr: a.addr.to_string(),
-            });
-        }
-    }
+    let saddrs = (&r.saddrs_pos, &r.saddrs_neg, &r.saddrs_masked);
+    let daddrs = (&r.daddrs_pos, &r.daddrs_neg, &r.daddrs_masked);
+    addr_matches(m, v6, Dir::Src, saddrs);
+    addr_matches(m, v6, Dir::Dst, daddrs);
     for (ports, dir, negate) in [
         (&r.sports_pos, Dir::Src, false),
         (&r.sports_neg, Dir::Src, true),
@@ -3444,6 +3395,35 @@ fn addr_port_matches(r: &RuleSpec, m: &mut Vec<Match>) {
             });
         }
     }
+}
+
+/// `ether saddr [!=] {...}` (rule.uc and redirect.uc).
+fn src_mac_matches(r: &RuleSpec, m: &mut Vec<Match>) {
+    if let Some(s) = &r.smacs_pos {
+        m.push(Match::Opaque(format!("ether saddr {}", set(s, false))));
+    }
+    if let Some(s) = &r.smacs_neg {
+        m.push(Match::Opaque(format!("ether saddr != {}", set(s, false))));
+    }
+}
+
+/// The counter and log statements of a rule or redirect line (a
+/// rate-limited log is a line of its own, pushed to `lines`).
+fn counter_log_stmts(
+    r: &RuleSpec,
+    zone_limit: Option<&str>,
+    m: &[Match],
+    lines: &mut Vec<Rule>,
+) -> Vec<Stmt> {
+    let log = log_lines(r, zone_limit, m, lines);
+    let mut stmts = Vec::new();
+    if r.counter {
+        stmts.push(Stmt::Counter);
+    }
+    if let Some(log) = log {
+        stmts.push(Stmt::Text(format!("log prefix {}", nft::quote_forced(log))));
+    }
+    stmts
 }
 
 /// `ct helper [!=] "NAME"` (rule.uc and redirect.uc).

@@ -8,14 +8,14 @@
 //! configuration whose port forwards are not what was written.
 
 use super::{
-    group_by_masking, helper, helper_match, ipset, limit_time_mark, log_lines, log_prefix, nft,
-    parse_bool, parse_date, parse_family, parse_int, parse_limit, parse_mac, parse_mark, parse_net,
-    parse_port, parse_protocol, parse_target, parse_time, parse_weekdays, port_text, set_match,
-    split_af, zone_index, Addr, Group, Invalid, IpSet, Limit, Loader, Mark, PortRange, Proto,
-    RuleSpec, SetMatch, Target, TimeMatch, ZoneRef,
+    counter_log_stmts, group_by_masking, helper, helper_match, ipset, limit_time_mark, log_prefix,
+    nft, parse_bool, parse_family, parse_int, parse_limit, parse_mac, parse_mark, parse_net,
+    parse_port, parse_protocol, parse_target, port_text, set_match, split_af, src_mac_matches,
+    zone_index, Addr, Group, Invalid, IpSet, Limit, Loader, Mark, PortRange, Proto, RuleSpec,
+    SetMatch, Target, TimeMatch, ZoneRef, TIME_OPTIONS,
 };
 use crate::config::Section;
-use crate::nft::{Match, Rule, Stmt, Verdict};
+use crate::nft::{Match, Rule, Verdict};
 use std::net::IpAddr;
 
 /// A redirect or `nat` section fw4 skips, or reads other than written.
@@ -308,16 +308,6 @@ impl Loader<'_> {
         Ok(out)
     }
 
-    fn time_options(&mut self, s: &Section) -> Result<TimeMatch, Invalid> {
-        Ok(TimeMatch {
-            start_date: self.opt(s, "start_date", None, parse_date)?,
-            stop_date: self.opt(s, "stop_date", None, parse_date)?,
-            start_time: self.opt(s, "start_time", None, parse_time)?,
-            stop_time: self.opt(s, "stop_time", None, parse_time)?,
-            weekdays: self.opt(s, "weekdays", None, parse_weekdays)?,
-        })
-    }
-
     fn warn_unsupported(&mut self, s: &Section, keys: &[&str]) {
         for key in keys {
             if s.get(key).is_some() {
@@ -374,41 +364,38 @@ impl Loader<'_> {
         self.warn_unknown(
             s,
             &[
-                "enabled",
-                "name",
-                "_name",
-                "family",
-                "src",
-                "dest",
-                "ipset",
-                "helper",
-                "proto",
-                "src_ip",
-                "src_mac",
-                "src_port",
-                "src_dip",
-                "src_dport",
-                "dest_ip",
-                "dest_port",
-                "extra",
-                "limit",
-                "limit_burst",
-                "utc_time",
-                "start_date",
-                "stop_date",
-                "start_time",
-                "stop_time",
-                "weekdays",
-                "monthdays",
-                "mark",
-                "reflection",
-                "reflection_src",
-                "reflection_zone",
-                "counter",
-                "log",
-                "log_limit",
-                "target",
-            ],
+                &[
+                    "enabled",
+                    "name",
+                    "_name",
+                    "family",
+                    "src",
+                    "dest",
+                    "ipset",
+                    "helper",
+                    "proto",
+                    "src_ip",
+                    "src_mac",
+                    "src_port",
+                    "src_dip",
+                    "src_dport",
+                    "dest_ip",
+                    "dest_port",
+                    "extra",
+                    "limit",
+                    "limit_burst",
+                    "mark",
+                    "reflection",
+                    "reflection_src",
+                    "reflection_zone",
+                    "counter",
+                    "log",
+                    "log_limit",
+                    "target",
+                ][..],
+                TIME_OPTIONS,
+            ]
+            .concat(),
         );
         if !enabled {
             self.warn_section(s, "is disabled, ignoring section");
@@ -1051,35 +1038,32 @@ impl Loader<'_> {
         self.warn_unknown(
             s,
             &[
-                "enabled",
-                "name",
-                "family",
-                "src",
-                "device",
-                "ipset",
-                "proto",
-                "src_ip",
-                "src_port",
-                "snat_ip",
-                "snat_port",
-                "dest_ip",
-                "dest_port",
-                "extra",
-                "limit",
-                "limit_burst",
-                "connlimit_ports",
-                "utc_time",
-                "start_date",
-                "stop_date",
-                "start_time",
-                "stop_time",
-                "weekdays",
-                "monthdays",
-                "mark",
-                "counter",
-                "log",
-                "target",
-            ],
+                &[
+                    "enabled",
+                    "name",
+                    "family",
+                    "src",
+                    "device",
+                    "ipset",
+                    "proto",
+                    "src_ip",
+                    "src_port",
+                    "snat_ip",
+                    "snat_port",
+                    "dest_ip",
+                    "dest_port",
+                    "extra",
+                    "limit",
+                    "limit_burst",
+                    "connlimit_ports",
+                    "mark",
+                    "counter",
+                    "log",
+                    "target",
+                ][..],
+                TIME_OPTIONS,
+            ]
+            .concat(),
         );
         if !enabled {
             self.warn_section(s, "is disabled, ignoring section");
@@ -1243,33 +1227,12 @@ pub(super) fn redirect_ir(r: &RuleSpec, zone_limit: Option<&str>) -> Vec<Rule> {
         });
     }
     super::addr_port_matches(r, &mut m);
-    if let Some(s) = &r.smacs_pos {
-        m.push(Match::Opaque(format!(
-            "ether saddr {}",
-            super::set(s, false)
-        )));
-    }
-    if let Some(s) = &r.smacs_neg {
-        m.push(Match::Opaque(format!(
-            "ether saddr != {}",
-            super::set(s, false)
-        )));
-    }
+    src_mac_matches(r, &mut m);
     helper_match(r, &mut m);
     limit_time_mark(r, &mut m);
     set_match(r, &mut m);
     let mut lines = Vec::new();
-    let log = log_lines(r, zone_limit, &m, &mut lines);
-    let mut stmts = Vec::new();
-    if r.counter {
-        stmts.push(Stmt::Counter);
-    }
-    if let Some(log) = log {
-        stmts.push(Stmt::Text(format!(
-            "log prefix {}",
-            crate::nft::quote_forced(log)
-        )));
-    }
+    let stmts = counter_log_stmts(r, zone_limit, &m, &mut lines);
     let port = r.rport.as_ref().map(port_text);
     let verdict = match r.target {
         Some(Target::Redirect) => Verdict::Redirect {
