@@ -394,13 +394,7 @@ impl Ruleset {
                 unevaluated: Vec::new(),
             };
         };
-        let mut eval = Eval {
-            ruleset: self,
-            packet,
-            trace: Vec::new(),
-            unevaluated: Vec::new(),
-            translation: None,
-        };
+        let mut eval = Eval::new(self, packet);
         match eval.run(base, 0) {
             Some((verdict, by)) => Decision {
                 verdict,
@@ -437,13 +431,7 @@ impl Ruleset {
                 .as_ref()
                 .is_some_and(|b| b.hook == Hook::Prerouting && b.kind == "nat")
         })?;
-        let mut eval = Eval {
-            ruleset: self,
-            packet,
-            trace: Vec::new(),
-            unevaluated: Vec::new(),
-            translation: None,
-        };
+        let mut eval = Eval::new(self, packet);
         eval.run(base, 0);
         let mut t = eval.translation?;
         t.trace = eval.trace;
@@ -483,6 +471,14 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// The source or destination address.
+    fn addr(&self, dir: Dir) -> IpAddr {
+        match dir {
+            Dir::Src => self.src,
+            Dir::Dst => self.dst,
+        }
+    }
+
     fn v6(&self) -> bool {
         self.src.is_ipv6()
     }
@@ -580,7 +576,17 @@ struct Eval<'a> {
     translation: Option<Translation>,
 }
 
-impl Eval<'_> {
+impl<'a> Eval<'a> {
+    fn new(ruleset: &'a Ruleset, packet: &'a Packet) -> Self {
+        Eval {
+            ruleset,
+            packet,
+            trace: Vec::new(),
+            unevaluated: Vec::new(),
+            translation: None,
+        }
+    }
+
     fn run(&mut self, chain: &Chain, depth: usize) -> Option<(FinalVerdict, DecidedBy)> {
         if depth > 32 {
             return None;
@@ -687,7 +693,7 @@ impl Eval<'_> {
                 if *v6 != p.v6() {
                     return false;
                 }
-                let a = if *dir == Dir::Src { p.src } else { p.dst };
+                let a = p.addr(*dir);
                 let hit = items.iter().any(|i| addr_in(i, a));
                 hit != *negate
             }
@@ -701,7 +707,7 @@ impl Eval<'_> {
                 if *v6 != p.v6() {
                     return false;
                 }
-                let a = if *dir == Dir::Src { p.src } else { p.dst };
+                let a = p.addr(*dir);
                 let (Ok(mask), Ok(want)) = (mask.parse::<IpAddr>(), addr.parse::<IpAddr>()) else {
                     return false;
                 };
