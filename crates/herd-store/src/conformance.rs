@@ -1955,4 +1955,22 @@ pub fn schema_type_change_without_values_is_accepted(factory: &Factory) {
         AttributeType::Number
     );
     assert_eq!(get(&*store, "hv1.example.com").get("dc"), None);
+
+    // A boolean false is a value like any other, on every engine.
+    let vm1 = id_of(&*store, "vm1.example.com");
+    let all_false = Commit {
+        changed: vec![Change::new(vm1).update("backup", Value::Bool(true), Value::Bool(false))],
+        ..Commit::default()
+    };
+    store.commit(&all_false, "test").expect("vm1 backup false");
+    let mut backup = store.schema().unwrap().attributes["backup"].clone();
+    backup.attribute_type = AttributeType::String;
+    let message = refusal_message(store.change_schema(
+        &[SchemaChange::UpdateAttribute { attribute: backup }],
+        "alice",
+    ));
+    assert!(
+        message.contains("attribute backup has values on objects of servertype(s) vm:"),
+        "{message}"
+    );
 }
