@@ -14,7 +14,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::netns::{check_accepted, herd, write_config, Lab};
+use support::netns::{check_accepted, herd, nft_ruleset, write_config, Lab};
 
 const DEFAULT_FIREWALL: &str =
     include_str!("../../herd-firewall/tests/corpus/openwrt-defaults/firewall.fw4-default");
@@ -169,21 +169,9 @@ fn whitelisted_vlan_reaches_only_listed_destinations_with_real_packets() {
         "render: {}",
         String::from_utf8_lossy(&render.stderr)
     );
-    let nft = herd(&["fw", "nft", "--config", "rendered"], dir);
-    assert!(
-        nft.status.success(),
-        "nft: {}",
-        String::from_utf8_lossy(&nft.stderr)
-    );
-    let ruleset = String::from_utf8(nft.stdout).expect("utf8 ruleset");
+    let ruleset = nft_ruleset(dir, "rendered");
     let mut lab = build_lab(&ruleset);
-    let server = lab
-        .exec("w", &["nc", "-l", "-k", "8080"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("tcp server");
-    lab.children.push(server);
-    std::thread::sleep(Duration::from_millis(300));
+    lab.serve("w", &["nc", "-l", "-k", "8080"], Stdio::null());
 
     // (from namespace, source address, destination, protocol, expected)
     let cases = [

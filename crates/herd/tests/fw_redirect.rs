@@ -16,7 +16,7 @@ mod support;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::netns::{check_accepted, herd, write_config, Lab};
+use support::netns::{check_accepted, herd, nft_ruleset, write_config, Lab};
 
 const DEFAULT_FIREWALL: &str =
     include_str!("../../herd-firewall/tests/corpus/openwrt-defaults/firewall.fw4-default");
@@ -110,26 +110,15 @@ fn wan_port_forward_reaches_the_internal_server_and_check_agrees() {
         NETWORK,
         &format!("{DEFAULT_FIREWALL}{WEB_FORWARD}"),
     );
-    let nft = herd(&["fw", "nft", "--config", "cfg"], dir);
-    assert!(
-        nft.status.success(),
-        "herd fw nft: {}",
-        String::from_utf8_lossy(&nft.stderr)
-    );
-    let ruleset = String::from_utf8(nft.stdout).expect("utf8 ruleset");
+    let ruleset = nft_ruleset(dir, "cfg");
     assert!(
         ruleset.contains("tcp dport 8080 counter dnat 192.168.1.10:80"),
         "{ruleset}"
     );
     let mut lab = build_lab(&ruleset);
     let log = dir.join("server.log");
-    let server = lab
-        .exec("s", &["nc", "-l", "-k", "80"])
-        .stdout(Stdio::from(std::fs::File::create(&log).expect("log")))
-        .spawn()
-        .expect("web server");
-    lab.children.push(server);
-    std::thread::sleep(Duration::from_millis(300));
+    let log_file = std::fs::File::create(&log).expect("log");
+    lab.serve("s", &["nc", "-l", "-k", "80"], Stdio::from(log_file));
 
     // (from, source address, destination, port, expected to reach the server)
     let cases = [

@@ -7,7 +7,8 @@
 //! `herd fw check`'s verdict.
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 /// Namespaces and processes, removed on drop.
 pub struct Lab {
@@ -78,6 +79,18 @@ impl Lab {
 
     pub fn route(&self, role: &str, to: &str, via: &str) {
         self.ip(role, &["route", "add", to, "via", via]);
+    }
+
+    /// Starts a server in the namespace (killed on drop) and gives it a
+    /// moment to listen.
+    pub fn serve(&mut self, role: &str, args: &[&str], stdout: Stdio) {
+        let server = self
+            .exec(role, args)
+            .stdout(stdout)
+            .spawn()
+            .expect("server");
+        self.children.push(server);
+        std::thread::sleep(Duration::from_millis(300));
     }
 
     /// Makes the namespace a router: IPv4 forwarding on, `ruleset` loaded
@@ -151,6 +164,17 @@ pub fn herd(args: &[&str], dir: &Path) -> Output {
         .current_dir(dir)
         .output()
         .expect("herd")
+}
+
+/// `herd fw nft --config CONFIG` in `dir`, which must succeed: the ruleset.
+pub fn nft_ruleset(dir: &Path, config: &str) -> String {
+    let nft = herd(&["fw", "nft", "--config", config], dir);
+    assert!(
+        nft.status.success(),
+        "herd fw nft: {}",
+        String::from_utf8_lossy(&nft.stderr)
+    );
+    String::from_utf8(nft.stdout).expect("utf8 ruleset")
 }
 
 /// `herd fw check`'s verdict: accept (exit 0) or reject/drop (exit 1); any
