@@ -1,9 +1,8 @@
-//! Batches of schema changes (servertypes and attributes), their history,
-//! and new-object templates.
+//! Batches of schema changes (servertypes and attributes): checked by
+//! herd-store's rules with facts from the transaction, then written; their
+//! history, and new-object templates.
 
-use std::collections::BTreeMap;
-
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use herd_model::validate::coerce_for_attribute;
 use herd_model::{Object, Schema, SchemaChange, Value};
