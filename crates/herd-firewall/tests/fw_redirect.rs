@@ -12,18 +12,10 @@ use herd_firewall::policy::to_fw_package;
 use herd_uci::parse_str;
 
 const DEFAULT_FIREWALL: &str = include_str!("corpus/openwrt-defaults/firewall.fw4-default");
-const NETWORK: &str =
-    "config interface 'loopback'\n\toption device 'lo'\n\toption proto 'static'\n\
-\toption ipaddr '127.0.0.1'\n\toption netmask '255.0.0.0'\n\n\
-config interface 'lan'\n\toption device 'br-lan'\n\toption proto 'static'\n\
-\toption ipaddr '192.168.1.1'\n\toption netmask '255.255.255.0'\n\n\
-config interface 'wan'\n\toption device 'wan'\n\toption proto 'static'\n\
-\toption ipaddr '203.0.113.1'\n\toption netmask '255.255.255.0'\n";
+const NETWORK: &str = include_str!("port-forward/network");
 
 /// The web server at 192.168.1.10:80, reachable as 203.0.113.1:8080.
-const WEB_FORWARD: &str = "\nconfig redirect\n\toption name 'web-forward'\n\toption src 'wan'\n\
-\toption src_dport '8080'\n\toption dest 'lan'\n\toption dest_ip '192.168.1.10'\n\
-\toption dest_port '80'\n\toption proto 'tcp'\n\toption target 'DNAT'\n";
+const WEB_FORWARD: &str = include_str!("port-forward/web-forward");
 
 fn packages(
     extra: &str,
@@ -57,6 +49,22 @@ fn errors(extra: &str) -> Vec<RedirectError> {
         Err(CheckError::Redirects(errors)) => errors,
         other => panic!("expected the redirects to be refused, got {other:?}"),
     }
+}
+
+/// The one refusal of a configuration: it must name `option`; its message.
+fn only_error(extra: &str, option: &str) -> String {
+    let errors = errors(extra);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].option(), option);
+    errors[0].to_string()
+}
+
+/// fw4's rendering of the default firewall plus `extra`: what it loaded and
+/// the ruleset text.
+fn render(extra: &str) -> (fw4::Fw4, String) {
+    let (network, firewall) = packages(extra);
+    let (fw, rs) = fw4::render(&firewall, &Environment::from_network_package(&network));
+    (fw, rs.render())
 }
 
 #[test]
@@ -137,10 +145,8 @@ fn a_redirect_without_rewrite_address_goes_to_the_router() {
 
 #[test]
 fn the_ruleset_nft_loads_carries_the_forward() {
-    let (network, firewall) = packages(WEB_FORWARD);
-    let (fw, rs) = fw4::render(&firewall, &Environment::from_network_package(&network));
+    let (fw, text) = render(WEB_FORWARD);
     assert!(fw.redirect_errors.is_empty(), "{:?}", fw.redirect_errors);
-    let text = rs.render();
     for line in [
         "meta nfproto ipv4 tcp dport 8080 counter dnat 192.168.1.10:80 comment \"!fw4: web-forward\"",
         "iifname \"wan\" jump dstnat_wan comment \"!fw4: Handle wan IPv4/IPv6 dstnat traffic\"",
@@ -154,10 +160,7 @@ fn the_ruleset_nft_loads_carries_the_forward() {
 #[test]
 fn a_backwards_port_range_is_refused_naming_section_and_option() {
     let bad = WEB_FORWARD.replace("'80'", "'8080-80'");
-    let errors = errors(&bad);
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0].option(), "dest_port");
-    let msg = errors[0].to_string();
+    let msg = only_error(&bad, "dest_port");
     assert!(
         msg.starts_with("redirect @redirect[0] (web-forward): option 'dest_port' has the invalid value '8080-80'"),
         "{msg}"
@@ -176,10 +179,7 @@ fn a_port_above_65535_is_refused() {
 #[test]
 fn an_unknown_zone_is_refused_with_the_defined_ones() {
     let bad = WEB_FORWARD.replace("option dest 'lan'", "option dest 'dmz'");
-    let errors = errors(&bad);
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0].option(), "dest");
-    let msg = errors[0].to_string();
+    let msg = only_error(&bad, "dest");
     assert!(msg.contains("zone 'dmz', which is not defined"), "{msg}");
     assert!(msg.contains("'lan', 'wan'"), "{msg}");
 }
@@ -187,10 +187,7 @@ fn an_unknown_zone_is_refused_with_the_defined_ones() {
 #[test]
 fn a_dnat_into_a_zone_without_dest_ip_is_refused() {
     let bad = WEB_FORWARD.replace("\toption dest_ip '192.168.1.10'\n", "");
-    let errors = errors(&bad);
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0].option(), "dest_ip");
-    let msg = errors[0].to_string();
+    let msg = only_error(&bad, "dest_ip");
     assert!(msg.contains("web-forward"), "{msg}");
     assert!(msg.contains("set dest_ip to the internal host"), "{msg}");
 }
@@ -200,10 +197,7 @@ fn a_rewritten_port_without_a_port_match_is_refused_before_nft_rejects_it() {
     // fw4 prints `meta nfproto ipv4 counter dnat 192.168.1.10:80` here, which
     // nft refuses to load (the router would end up without a firewall)
     let bad = WEB_FORWARD.replace("\toption src_dport '8080'\n", "");
-    let errors = errors(&bad);
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0].option(), "src_dport");
-    let msg = errors[0].to_string();
+    let msg = only_error(&bad, "src_dport");
     assert!(
         msg.contains("option 'dest_port' rewrites the port"),
         "{msg}"
@@ -246,9 +240,7 @@ fn the_refusal_lists_every_bad_section_and_says_what_to_do() {
 #[test]
 fn fw4_skips_an_invalid_redirect_entirely() {
     let bad = WEB_FORWARD.replace("'80'", "'8080-80'");
-    let (network, firewall) = packages(&bad);
-    let (fw, rs) = fw4::render(&firewall, &Environment::from_network_package(&network));
-    let text = rs.render();
+    let (fw, text) = render(&bad);
     assert!(!text.contains("dnat 192.168.1.10"), "{text}");
     assert!(!text.contains("web-forward"), "{text}");
     assert!(

@@ -20,16 +20,10 @@ use support::netns::{check_accepted, herd, nft_ruleset, write_config, Lab};
 
 const DEFAULT_FIREWALL: &str =
     include_str!("../../herd-firewall/tests/corpus/openwrt-defaults/firewall.fw4-default");
-const NETWORK: &str =
-    "config interface 'loopback'\n\toption device 'lo'\n\toption proto 'static'\n\
-\toption ipaddr '127.0.0.1'\n\toption netmask '255.0.0.0'\n\n\
-config interface 'lan'\n\toption device 'br-lan'\n\toption proto 'static'\n\
-\toption ipaddr '192.168.1.1'\n\toption netmask '255.255.255.0'\n\n\
-config interface 'wan'\n\toption device 'wan'\n\toption proto 'static'\n\
-\toption ipaddr '203.0.113.1'\n\toption netmask '255.255.255.0'\n";
-const WEB_FORWARD: &str = "\nconfig redirect\n\toption name 'web-forward'\n\toption src 'wan'\n\
-\toption src_dport '8080'\n\toption dest 'lan'\n\toption dest_ip '192.168.1.10'\n\
-\toption dest_port '80'\n\toption proto 'tcp'\n\toption target 'DNAT'\n";
+/// The router's network and its port forward (wan 203.0.113.1:8080 → web
+/// server 192.168.1.10:80), shared with herd-firewall's `fw_redirect` tests.
+const NETWORK: &str = include_str!("../../herd-firewall/tests/port-forward/network");
+const WEB_FORWARD: &str = include_str!("../../herd-firewall/tests/port-forward/web-forward");
 
 const ROLES: [&str; 4] = ["r", "w", "s", "m"];
 
