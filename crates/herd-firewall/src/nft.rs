@@ -471,12 +471,16 @@ pub struct Packet {
 }
 
 impl Packet {
-    /// The source or destination address.
-    fn addr(&self, dir: Dir) -> IpAddr {
-        match dir {
+    /// The source or destination address; `None` when the packet is not of
+    /// the match's family (`ip` or `ip6`).
+    fn addr(&self, v6: bool, dir: Dir) -> Option<IpAddr> {
+        if v6 != self.v6() {
+            return None;
+        }
+        Some(match dir {
             Dir::Src => self.src,
             Dir::Dst => self.dst,
-        }
+        })
     }
 
     fn v6(&self) -> bool {
@@ -690,10 +694,9 @@ impl<'a> Eval<'a> {
                 items,
                 ..
             } => {
-                if *v6 != p.v6() {
+                let Some(a) = p.addr(*v6, *dir) else {
                     return false;
-                }
-                let a = p.addr(*dir);
+                };
                 let hit = items.iter().any(|i| addr_in(i, a));
                 hit != *negate
             }
@@ -704,10 +707,9 @@ impl<'a> Eval<'a> {
                 mask,
                 addr,
             } => {
-                if *v6 != p.v6() {
+                let Some(a) = p.addr(*v6, *dir) else {
                     return false;
-                }
-                let a = p.addr(*dir);
+                };
                 let (Ok(mask), Ok(want)) = (mask.parse::<IpAddr>(), addr.parse::<IpAddr>()) else {
                     return false;
                 };
