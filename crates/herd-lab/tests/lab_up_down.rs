@@ -3,7 +3,7 @@
 
 use herd_lab::{Lab, LabConfig, LabError};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -32,16 +32,58 @@ fn processes_mentioning(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn two_hosts_come_up_with_distinct_uuids_and_down_leaves_nothing() {
+/// A lab of `hosts` hosts (with sshd when `ssh`) in `DIR/lab` of a new
+/// temporary directory: the directory, the lab's dir and the lab.
+fn up(hosts: usize, ssh: bool) -> (tempfile::TempDir, PathBuf, Lab) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("lab");
     let lab = Lab::up(LabConfig {
-        hosts: 2,
+        hosts,
         dir: dir.clone(),
-        ssh: false,
+        ssh,
     })
     .unwrap();
+    (tmp, dir, lab)
+}
+
+/// None of `pids` lives on, and no process names the lab `dir`.
+fn assert_nothing_left(pids: &[u32], dir: &Path) {
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "still alive: {left:?}");
+    let strays = processes_mentioning(dir);
+    assert!(
+        strays.is_empty(),
+        "processes naming {}: {strays:?}",
+        dir.display()
+    );
+}
+
+/// Take the lab down: none of its processes lives on after.
+fn down_leaves_nothing(lab: Lab, dir: &Path) {
+    let pids = lab.processes();
+    lab.down().unwrap();
+    assert_nothing_left(&pids, dir);
+}
+
+/// `virsh -c URI ARGS`, which must succeed: its stdout.
+fn virsh_ok(uri: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("virsh")
+        .arg("-c")
+        .arg(uri)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "virsh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn two_hosts_come_up_with_distinct_uuids_and_down_leaves_nothing() {
+    let (_tmp, dir, lab) = up(2, false);
     let hosts = lab.hosts();
     assert_eq!(hosts.len(), 2);
     assert_ne!(hosts[0].host_uuid, hosts[1].host_uuid);
@@ -68,82 +110,38 @@ fn two_hosts_come_up_with_distinct_uuids_and_down_leaves_nothing() {
     ));
 
     lab.down().unwrap();
-    let left: Vec<u32> = pids.into_iter().filter(|&p| alive(p)).collect();
-    assert!(left.is_empty(), "still alive: {left:?}");
-    assert!(processes_mentioning(&dir).is_empty());
+    assert_nothing_left(&pids, &dir);
     assert!(!dir.exists(), "lab dir removed");
     assert!(matches!(Lab::status(&dir), Err(LabError::NoLab(_))));
 }
 
 #[test]
 fn dropping_a_lab_stops_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("lab");
-    let pids = {
-        let lab = Lab::up(LabConfig {
-            hosts: 1,
-            dir: dir.clone(),
-            ssh: false,
-        })
-        .unwrap();
-        lab.processes()
-    };
+    let (_tmp, dir, lab) = up(1, false);
+    let pids = lab.processes();
+    drop(lab);
     assert!(!pids.is_empty());
-    assert!(pids.iter().all(|&p| !alive(p)));
-    assert!(processes_mentioning(&dir).is_empty());
-}
-
-fn virsh(uri: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("virsh")
-        .arg("-c")
-        .arg(uri)
-        .args(args)
-        .output()
-        .unwrap()
+    assert_nothing_left(&pids, &dir);
 }
 
 #[test]
 fn each_host_answers_over_ssh_with_its_own_hostname() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("lab");
-    let lab = Lab::up(LabConfig {
-        hosts: 2,
-        dir: dir.clone(),
-        ssh: true,
-    })
-    .unwrap();
+    let (_tmp, dir, lab) = up(2, true);
     for h in lab.hosts() {
         let uri = h.ssh_uri.clone().unwrap();
         assert!(uri.starts_with("qemu+ssh://root@127.0.0.1:"), "{uri}");
-        let out = virsh(&uri, &["hostname"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), h.name);
-        let out = virsh(&uri, &["capabilities"]);
-        let caps = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(virsh_ok(&uri, &["hostname"]).trim(), h.name);
+        let caps = virsh_ok(&uri, &["capabilities"]);
         assert!(caps.contains(&h.host_uuid), "host uuid over ssh");
     }
     let status = Lab::status(&dir).unwrap();
     assert!(status.ssh_running);
-    let pids = lab.processes();
-    lab.down().unwrap();
-    assert!(pids.iter().all(|&p| !alive(p)));
-    assert!(processes_mentioning(&dir).is_empty());
+    down_leaves_nothing(lab, &dir);
 }
 
 #[test]
 fn a_running_guest_dies_with_its_lab() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("lab");
-    let lab = Lab::up(LabConfig {
-        hosts: 1,
-        dir: dir.clone(),
-        ssh: false,
-    })
-    .unwrap();
+    let (tmp, dir, lab) = up(1, false);
     let hv1 = lab.host("hv1").unwrap();
     let xml = tmp.path().join("guest.xml");
     std::fs::write(
@@ -152,12 +150,8 @@ fn a_running_guest_dies_with_its_lab() {
          <os><type arch='x86_64'>hvm</type></os><devices></devices></domain>",
     )
     .unwrap();
-    let out = virsh(&hv1.uri, &["create", xml.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let xml = xml.to_str().unwrap();
+    virsh_ok(&hv1.uri, &["create", xml]);
     let pids = lab.processes();
     let qemu: Vec<u32> = pids
         .iter()
@@ -167,29 +161,16 @@ fn a_running_guest_dies_with_its_lab() {
         })
         .collect();
     assert_eq!(qemu.len(), 1, "one QEMU among {pids:?}");
-    let out = virsh(&hv1.uri, &["destroy", "g1"]);
-    assert!(
-        out.status.success(),
-        "destroy reaps QEMU: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = virsh(&hv1.uri, &["create", xml.to_str().unwrap()]);
-    assert!(out.status.success());
-    let pids = lab.processes();
-    lab.down().unwrap();
-    assert!(pids.iter().all(|&p| !alive(p)), "QEMU killed with the lab");
+    // destroy reaps QEMU: the guest can be created again.
+    virsh_ok(&hv1.uri, &["destroy", "g1"]);
+    virsh_ok(&hv1.uri, &["create", xml]);
+    // QEMU is killed with the lab.
+    down_leaves_nothing(lab, &dir);
 }
 
 #[test]
 fn loop_devices_backed_by_lab_files_are_detached_on_down() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("lab");
-    let lab = Lab::up(LabConfig {
-        hosts: 1,
-        dir: dir.clone(),
-        ssh: false,
-    })
-    .unwrap();
+    let (_tmp, dir, lab) = up(1, false);
     let hv1 = lab.host("hv1").unwrap();
     let image = hv1
         .outside(Path::new("/var/lib/libvirt/images/blk.img"))

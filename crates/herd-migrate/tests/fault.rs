@@ -7,11 +7,10 @@ mod common;
 
 use common::*;
 use herd_migrate::exec::Notice;
-use herd_migrate::plan::{MigrateOptions, Request};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,16 +81,7 @@ impl Drop for Restarted {
 fn destination_libvirtd_killed_mid_migration_leaves_vm_on_source_and_nothing_on_destination() {
     let setup = Setup::new(2);
     let vm = "fault1";
-    start_guest(
-        &setup,
-        0,
-        vm,
-        &[DiskSpec {
-            target: "vda",
-            size_mib: 128,
-            data_mib: 48,
-        }],
-    );
+    start_guest(&setup, 0, vm, &[vda(128, 48)]);
     wait_for_writes(&setup, vm, 20);
     let dest = setup.host(1).clone();
     let conf = dest.dir.join("etc/libvirtd.conf");
@@ -102,30 +92,15 @@ fn destination_libvirtd_killed_mid_migration_leaves_vm_on_source_and_nothing_on_
     let mut restarted = None;
     let out = std::thread::scope(|s| {
         let seen = Arc::clone(&progress);
-        let setup = &setup;
-        let history = history.clone();
+        let migration = Migration::new(&setup, vm)
+            .request(throttled(2))
+            .history(history.clone());
         let migration = s.spawn(move || {
-            let request = Request {
-                options: MigrateOptions {
-                    bandwidth_mib_s: Some(2),
-                    ..MigrateOptions::default()
-                },
-                ..Request::default()
-            };
-            migrate_observed(
-                setup,
-                0,
-                1,
-                vm,
-                &request,
-                Arc::new(AtomicBool::new(false)),
-                Some(history),
-                move |n| {
-                    if matches!(n, Notice::Progress(_)) {
-                        seen.fetch_add(1, Ordering::SeqCst);
-                    }
-                },
-            )
+            migration.run_observed(move |n| {
+                if matches!(n, Notice::Progress(_)) {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            })
         });
         let deadline = Instant::now() + Duration::from_secs(120);
         while progress.load(Ordering::SeqCst) < 5 {
@@ -144,24 +119,8 @@ fn destination_libvirtd_killed_mid_migration_leaves_vm_on_source_and_nothing_on_
         migration.join().unwrap()
     });
 
-    let err = out.result.expect_err("the migration cannot succeed");
-    assert!(
-        matches!(err, herd_migrate::exec::ExecError::RolledBack { .. }),
-        "{err}"
-    );
-    let src = connect(setup.host(0));
-    let dom = src
-        .lookup_domain_by_name(vm)
-        .expect("still defined on the source");
-    assert!(dom.is_active().unwrap(), "still running on the source");
-    assert_eq!(herd_lock(&dom), None);
-    assert_eq!(volume_names(&src), ["fault1-vda.qcow2"]);
-    let dst = connect(&dest);
-    assert!(domain_names(&dst).is_empty(), "{:?}", domain_names(&dst));
-    assert!(volume_names(&dst).is_empty(), "{:?}", volume_names(&dst));
-    assert!(!setup.image(1, "fault1-vda.qcow2").exists());
-    assert!(!history.exists());
-    let now = reported(&setup, vm);
-    wait_for_writes(&setup, vm, now + 20);
+    out.rolled_back("the migration cannot succeed");
+    assert_left_running_on_source_only(&setup, vm);
+    assert!(!history.exists(), "no migration recorded");
     drop(restarted);
 }

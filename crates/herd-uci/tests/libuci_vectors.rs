@@ -81,6 +81,25 @@ impl Suite {
         }
     }
 
+    /// A fresh suite with reference `reference_name` copied to `config`.
+    fn with(reference_name: &str, config: &str) -> Self {
+        let t = Suite::new();
+        t.cp(reference_name, config);
+        t
+    }
+
+    /// A fresh suite with an empty `config`.
+    fn with_empty(config: &str) -> Self {
+        let t = Suite::new();
+        t.touch(config);
+        t
+    }
+
+    /// `${UCI} args...` with nothing on stdin.
+    fn run(&self, args: &[&str]) -> Run {
+        self.uci(args, "")
+    }
+
     fn cp(&self, reference_name: &str, config: &str) {
         std::fs::write(self.config.join(config), read(&reference(reference_name))).expect("cp");
     }
@@ -116,12 +135,48 @@ fn shell(s: &str) -> &str {
     s.trim_end_matches('\n')
 }
 
+fn reference_text(name: &str) -> String {
+    String::from_utf8(read(&reference(name))).expect("utf-8")
+}
+
+/// `assertEquals "$(cat REF)" "$(${UCI} ...)"`.
+fn assert_same_output(r: &Run, reference_name: &str) {
+    assert_eq!(
+        shell(&r.out),
+        shell(&reference_text(reference_name)),
+        "output differs from {reference_name}"
+    );
+}
+
+/// With reference `data` as config `test`, `uci -q CMD REF` fails and
+/// prints nothing, for every one of `refs`.
+fn assert_all_fail_with_no_return(data: &str, cmd: &str, refs: &[&str]) {
+    let t = Suite::with(data, "test");
+    for r in refs {
+        t.assert_fail_with_no_return(&[cmd, r]);
+    }
+}
+
+/// With reference `data` as config `test`, `uci get REF` prints `want`.
+fn assert_get(data: &str, r: &str, want: &str) {
+    let t = Suite::with(data, "test");
+    assert_eq!(shell(&t.run(&["get", r]).out), want, "get {r}");
+}
+
+/// With reference `data` as config `set`, `uci set ASSIGNMENT` stages
+/// exactly the delta of reference `result`.
+fn assert_set_stages(data: &str, assignment: &str, result: &str) {
+    let t = Suite::with(data, "set");
+    t.run(&["set", assignment]);
+    assert_same_file(result, &t.changes.join("set"));
+}
+
 // ---- 000_import -----------------------------------------------------------
 
 #[test]
 fn import_writes_the_package_named_in_the_stream() {
     let t = Suite::new();
-    let data = String::from_utf8(read(&reference("import.data"))).expect("utf-8");
+    let data = reference_text("import.data");
     assert_eq!(t.uci(&["import"], &data).code, 0);
     assert_same_file("import.result", &t.config.join("import-test"));
 }
@@ -130,11 +185,10 @@ fn import_writes_the_package_named_in_the_stream() {
 
 #[test]
 fn export_matches_reference_and_fails_on_missing_package() {
-    let t = Suite::new();
-    t.cp("export.data", "export");
-    assert_ne!(t.uci(&["-q", "export", "nilpackage"], "").code, 0);
-    assert_eq!(t.uci(&["-q", "export", "export"], "").code, 0);
-    let r = t.uci(&["export"], "");
+    let t = Suite::with("export.data", "export");
+    assert_ne!(t.run(&["-q", "export", "nilpackage"]).code, 0);
+    assert_eq!(t.run(&["-q", "export", "export"]).code, 0);
+    let r = t.run(&["export"]);
     assert_eq!(r.code, 0);
     let out = t.tmp.join("export.result");
     std::fs::write(&out, r.out).expect("write");
@@ -143,131 +197,125 @@ fn export_matches_reference_and_fails_on_missing_package() {
 
 // ---- 020_get --------------------------------------------------------------
 
+/// The malformed references of libuci's `get`, `show` and `set` parsing
+/// tests (without a value).
+const MALFORMED: [&str; 6] = [
+    "test.",
+    "test.section.",
+    "test.section.opt.",
+    "test.section.opt.val.",
+    "test.section.opt.val.qsdf.qsd",
+    "test.section.opt.valqsqsd",
+];
+
+/// The malformed assignments of libuci's `set` and `add_list` tests.
+const MALFORMED_ASSIGNMENTS: [&str; 4] = [
+    "test.=val",
+    "test.section.=val",
+    "test.section.opt.=val",
+    "test.section.opt.zflk=val",
+];
+
 #[test]
 fn get_rejects_malformed_references() {
-    let t = Suite::new();
-    t.cp("get_parsing.data", "test");
-    for r in [
-        "test.",
-        "test.section.",
-        "test.section.opt.",
-        "test.section.opt.val.",
-        "test.section.opt.val.qsdf.qsd",
-        "test.section.opt.valqsqsd",
-    ] {
-        t.assert_fail_with_no_return(&["get", r]);
-    }
+    assert_all_fail_with_no_return("get_parsing.data", "get", &MALFORMED);
 }
 
 #[test]
 fn get_rejects_malformed_section_indexes() {
-    let t = Suite::new();
-    t.cp("get_parsing.data", "test");
-    for r in [
-        "test.@",
-        "test.@zer.",
-        "test.@.",
-        "test.@zer[1]",
-        "test.@.opt",
-        "test.@[28]",
-        "test.@[1].",
-        "test.@[1].val.",
-    ] {
-        t.assert_fail_with_no_return(&["get", r]);
-    }
+    assert_all_fail_with_no_return(
+        "get_parsing.data",
+        "get",
+        &[
+            "test.@",
+            "test.@zer.",
+            "test.@.",
+            "test.@zer[1]",
+            "test.@.opt",
+            "test.@[28]",
+            "test.@[1].",
+            "test.@[1].val.",
+        ],
+    );
 }
 
 #[test]
 fn get_option_prints_the_value() {
-    let t = Suite::new();
-    t.cp("get.data", "test");
-    assert_eq!(shell(&t.uci(&["get", "test.section.opt"], "").out), "val");
+    assert_get("get.data", "test.section.opt", "val");
 }
 
 #[test]
 fn get_multiline_option_keeps_quotes_and_newlines() {
-    let t = Suite::new();
-    t.cp("get_multiline.data", "test");
-    assert_eq!(
-        shell(&t.uci(&["get", "test.section.opt"], "").out),
-        "\"Hello, World.\n'"
+    assert_get(
+        "get_multiline.data",
+        "test.section.opt",
+        "\"Hello, World.\n'",
     );
 }
 
 #[test]
 fn get_section_prints_its_type() {
-    let t = Suite::new();
-    t.cp("get.data", "test");
-    assert_eq!(shell(&t.uci(&["get", "test.section"], "").out), "type");
+    assert_get("get.data", "test.section", "type");
 }
 
 // ---- 030_set --------------------------------------------------------------
 
+/// A value with a quote, a backslash and a newline, as libuci's set tests
+/// pass it.
+const MULTILINE_ASSIGNMENT: &str = "set.section.opt=Hello,\\'\nWorld\"";
+
 #[test]
 fn set_rejects_malformed_references() {
-    let t = Suite::new();
-    t.cp("set_parsing.data", "test");
-    for r in [
-        "test.=val",
-        "test.section.=val",
-        "test.section.opt.=val",
-        "test.section.opt.zflk=val",
-    ] {
-        t.assert_fail_with_no_return(&["set", r]);
-    }
+    assert_all_fail_with_no_return("set_parsing.data", "set", &MALFORMED_ASSIGNMENTS);
 }
 
 #[test]
 fn set_named_section_stages_one_delta_line() {
-    let t = Suite::new();
-    t.touch("set");
-    assert_eq!(t.uci(&["set", "set.section=named"], "").code, 0);
+    let t = Suite::with_empty("set");
+    assert_eq!(t.run(&["set", "set.section=named"]).code, 0);
     assert_same_file("set_named_section.result", &t.changes.join("set"));
 }
 
 #[test]
 fn set_option_in_missing_section_fails() {
-    let t = Suite::new();
-    t.touch("set");
+    let t = Suite::with_empty("set");
     t.assert_fail_with_no_return(&["set", "test.nonexistentsection.opt=val"]);
     t.assert_fail_with_no_return(&["set", "set.nonexistentsection.opt=val"]);
 }
 
 #[test]
 fn set_nonexisting_option_stages_it() {
-    let t = Suite::new();
-    t.cp("set_nonexisting_option.data", "set");
-    t.uci(&["set", "set.section.opt=val"], "");
-    assert_same_file("set_nonexisting_option.result", &t.changes.join("set"));
+    assert_set_stages(
+        "set_nonexisting_option.data",
+        "set.section.opt=val",
+        "set_nonexisting_option.result",
+    );
 }
 
 #[test]
 fn set_nonexisting_option_multiline_is_quoted_in_the_delta() {
-    let t = Suite::new();
-    t.cp("set_nonexisting_option.data", "set");
-    t.uci(&["set", "set.section.opt=Hello,\\'\nWorld\""], "");
-    assert_same_file(
+    assert_set_stages(
+        "set_nonexisting_option.data",
+        MULTILINE_ASSIGNMENT,
         "set_nonexisting_option_multiline.result",
-        &t.changes.join("set"),
     );
 }
 
 #[test]
 fn set_existing_option_stages_it() {
-    let t = Suite::new();
-    t.cp("set_existing_option.data", "set");
-    t.uci(&["set", "set.section.opt=val"], "");
-    assert_same_file("set_existing_option.result", &t.changes.join("set"));
+    assert_set_stages(
+        "set_existing_option.data",
+        "set.section.opt=val",
+        "set_existing_option.result",
+    );
 }
 
 #[test]
 fn set_existing_option_multiline_is_quoted_in_the_delta() {
-    let t = Suite::new();
-    t.cp("set_existing_option.data", "set");
-    t.uci(&["set", "set.section.opt=Hello,\\'\nWorld\""], "");
-    assert_same_file(
+    assert_set_stages(
+        "set_existing_option.data",
+        MULTILINE_ASSIGNMENT,
         "set_existing_option_multiline.result",
-        &t.changes.join("set"),
     );
 }
 
@@ -275,29 +323,21 @@ fn set_existing_option_multiline_is_quoted_in_the_delta() {
 
 #[test]
 fn show_rejects_malformed_and_missing_references() {
-    let t = Suite::new();
-    t.cp("show_parsing.data", "test");
-    for r in [
-        "test.",
-        "test.section.",
-        "test.section.opt.",
-        "test.section.opt.val.",
-        "test.section.opt.val.qsdf.qsd",
-        "test.section.opt.valqsqsd",
+    let missing = [
         "test.nilsection",
         "test.nilsection.nilopt",
         "test.section.nilopt",
-    ] {
-        t.assert_fail_with_no_return(&["show", r]);
-    }
+    ];
+    assert_all_fail_with_no_return(
+        "show_parsing.data",
+        "show",
+        &[&MALFORMED[..], &missing].concat(),
+    );
 }
 
 fn show_multiline(target: &str, reference_name: &str) {
-    let t = Suite::new();
-    t.cp("show_parsing_multiline.data", "sockd");
-    let r = t.uci(&["-q", "show", target], "");
-    let want = String::from_utf8(read(&reference(reference_name))).expect("utf-8");
-    assert_eq!(shell(&r.out), shell(&want));
+    let t = Suite::with("show_parsing_multiline.data", "sockd");
+    assert_same_output(&t.run(&["-q", "show", target]), reference_name);
 }
 
 #[test]
@@ -322,8 +362,7 @@ fn show_multiline_option() {
 
 #[test]
 fn batch_set_then_commit() {
-    let t = Suite::new();
-    t.touch("batch_set");
+    let t = Suite::with_empty("batch_set");
     let script = "set batch_set.SEC0='section'
 set batch_set.SEC0.option0='value0'
 set batch_set.SEC0.option1='\"Hello,
@@ -333,14 +372,13 @@ set batch_set.SEC1.option0=\"value1\"
 
 ";
     t.uci(&["batch"], script);
-    t.uci(&["commit"], "");
+    t.run(&["commit"]);
     assert_same_file("batch_set.result", &t.config.join("batch_set"));
 }
 
 #[test]
 fn batch_ignores_comments_and_blank_lines() {
-    let t = Suite::new();
-    t.touch("batch_comments");
+    let t = Suite::with_empty("batch_comments");
     let script = "# first line comment
 set batch_comments.SEC0='section'
 set batch_comments.SEC0.option0='value0'
@@ -365,116 +403,100 @@ commit
 
 // ---- 070_revert -----------------------------------------------------------
 
-fn revert_prepare() -> Suite {
-    let t = Suite::new();
-    t.touch("revert");
-    t.uci(&["set", "revert.SEC0=section"], "");
-    t.uci(&["set", "revert.SEC0.option0=value0"], "");
-    t.uci(&["set", "revert.SEC0.option1=\"Hello,\n  World\""], "");
-    t
+/// After libuci's revert setup (a section and two options staged),
+/// `uci revert TARGET` leaves exactly the changes of reference `result`.
+fn assert_revert_leaves(target: &str, result: &str) {
+    let t = Suite::with_empty("revert");
+    t.run(&["set", "revert.SEC0=section"]);
+    t.run(&["set", "revert.SEC0.option0=value0"]);
+    t.run(&["set", "revert.SEC0.option1=\"Hello,\n  World\""]);
+    t.run(&["revert", target]);
+    assert_same_file(result, &t.changes.join("revert"));
 }
 
 #[test]
 fn revert_section_drops_all_its_changes() {
-    let t = revert_prepare();
-    t.uci(&["revert", "revert.SEC0"], "");
-    assert_same_file("revert_section.result", &t.changes.join("revert"));
+    assert_revert_leaves("revert.SEC0", "revert_section.result");
 }
 
 #[test]
 fn revert_option_drops_only_that_option() {
-    let t = revert_prepare();
-    t.uci(&["revert", "revert.SEC0.option0"], "");
-    assert_same_file("revert_option.result", &t.changes.join("revert"));
+    assert_revert_leaves("revert.SEC0.option0", "revert_option.result");
 }
 
 #[test]
 fn revert_multiline_option() {
-    let t = revert_prepare();
-    t.uci(&["revert", "revert.SEC0.option1"], "");
-    assert_same_file("revert_option_multiline.result", &t.changes.join("revert"));
+    assert_revert_leaves("revert.SEC0.option1", "revert_option_multiline.result");
 }
 
 // ---- 080_list -------------------------------------------------------------
 
+/// The list item with a quote, a comma and a newline of libuci's list tests.
+const MULTILINE_ITEM: &str = "list_test_config.SEC0.list0=\"Hello\n, world\"";
+
 fn list_prepare() -> Suite {
-    let t = Suite::new();
-    t.touch("list_test_config");
-    t.uci(&["set", "list_test_config.SEC0=section"], "");
-    t.uci(&["add_list", "list_test_config.SEC0.list0=value0"], "");
-    t.uci(
-        &["add_list", "list_test_config.SEC0.list0=\"Hello\n, world\""],
-        "",
-    );
+    let t = Suite::with_empty("list_test_config");
+    t.run(&["set", "list_test_config.SEC0=section"]);
+    t.run(&["add_list", "list_test_config.SEC0.list0=value0"]);
+    t.run(&["add_list", MULTILINE_ITEM]);
     t
+}
+
+/// After the list setup is committed, `uci del_list ITEM` and a commit
+/// leave exactly the config of reference `result`.
+fn assert_del_list_leaves(item: &str, result: &str) {
+    let t = list_prepare();
+    t.run(&["commit"]);
+    t.run(&["del_list", item]);
+    t.run(&["commit"]);
+    assert_same_file(result, &t.config.join("list_test_config"));
 }
 
 #[test]
 fn add_list_rejects_malformed_references() {
-    let t = Suite::new();
-    t.cp("set_parsing.data", "test");
-    for r in [
-        "test.=val",
-        "test.section.=val",
-        "test.section.opt.=val",
-        "test.section.opt.zflk=val",
-    ] {
-        t.assert_fail_with_no_return(&["add_list", r]);
-    }
+    assert_all_fail_with_no_return("set_parsing.data", "add_list", &MALFORMED_ASSIGNMENTS);
 }
 
 #[test]
 fn add_list_commit() {
     let t = list_prepare();
-    t.uci(&["commit"], "");
+    t.run(&["commit"]);
     assert_same_file("add_list_config.result", &t.config.join("list_test_config"));
 }
 
 #[test]
 fn add_list_get_quotes_only_items_with_blanks() {
     let t = list_prepare();
-    let r = t.uci(&["get", "list_test_config.SEC0.list0"], "");
+    let r = t.run(&["get", "list_test_config.SEC0.list0"]);
     assert_eq!(shell(&r.out), "value0 '\"Hello\n, world\"'");
 }
 
 #[test]
 fn add_list_show() {
     let t = list_prepare();
-    let r = t.uci(&["show", "list_test_config"], "");
-    let want = String::from_utf8(read(&reference("add_list_show.result"))).expect("utf-8");
-    assert_eq!(shell(&r.out), shell(&want));
+    assert_same_output(
+        &t.run(&["show", "list_test_config"]),
+        "add_list_show.result",
+    );
 }
 
 #[test]
 fn add_list_changes() {
     let t = list_prepare();
-    let r = t.uci(&["changes"], "");
-    let want = String::from_utf8(read(&reference("add_list_changes.result"))).expect("utf-8");
-    assert_eq!(shell(&r.out), shell(&want));
+    assert_same_output(&t.run(&["changes"]), "add_list_changes.result");
 }
 
 #[test]
 fn del_list_removes_the_item() {
-    let t = list_prepare();
-    t.uci(&["commit"], "");
-    t.uci(&["del_list", "list_test_config.SEC0.list0=value0"], "");
-    t.uci(&["commit"], "");
-    assert_same_file("del_list_config.result", &t.config.join("list_test_config"));
+    assert_del_list_leaves(
+        "list_test_config.SEC0.list0=value0",
+        "del_list_config.result",
+    );
 }
 
 #[test]
 fn del_list_removes_a_multiline_item() {
-    let t = list_prepare();
-    t.uci(&["commit"], "");
-    t.uci(
-        &["del_list", "list_test_config.SEC0.list0=\"Hello\n, world\""],
-        "",
-    );
-    t.uci(&["commit"], "");
-    assert_same_file(
-        "del_list_multiline_config.result",
-        &t.config.join("list_test_config"),
-    );
+    assert_del_list_leaves(MULTILINE_ITEM, "del_list_multiline_config.result");
 }
 
 // ---- 090_cli_options ------------------------------------------------------
@@ -485,38 +507,36 @@ fn extra_delta_directories_combine_in_order() {
     let new_savedir = t.tmp.join("new_savedir");
     let nsd = new_savedir.display().to_string();
     t.touch("delta");
-    t.uci(&["set", "delta.sec0=sectype"], "");
-    t.uci(&["add_list", "delta.sec0.li0=0"], "");
+    t.run(&["set", "delta.sec0=sectype"]);
+    t.run(&["add_list", "delta.sec0.li0=0"]);
     std::fs::create_dir_all(&new_savedir).expect("mkdir");
     std::fs::write(new_savedir.join("delta"), b"").expect("touch");
-    t.uci(&["-P", &nsd, "set", "delta.sec0=tmptype"], "");
-    t.uci(&["-P", &nsd, "add_list", "delta.sec0.li0=1"], "");
-    t.uci(&["-P", &nsd, "set", "delta.sec0=sectype"], "");
+    t.run(&["-P", &nsd, "set", "delta.sec0=tmptype"]);
+    t.run(&["-P", &nsd, "add_list", "delta.sec0.li0=1"]);
+    t.run(&["-P", &nsd, "set", "delta.sec0=sectype"]);
 
     assert_eq!(
-        shell(&t.uci(&["changes"], "").out),
+        shell(&t.run(&["changes"]).out),
         "delta.sec0='sectype'\ndelta.sec0.li0+='0'"
     );
-    let r = t.uci(&["-P", &nsd, "changes"], "");
+    let r = t.run(&["-P", &nsd, "changes"]);
     assert_eq!(r.code, 0);
     assert_eq!(
         shell(&r.out),
         "delta.sec0='sectype'\ndelta.sec0.li0+='0'\ndelta.sec0='tmptype'\ndelta.sec0.li0+='1'\ndelta.sec0='sectype'"
     );
-    let r = t.uci(&["-P", &nsd, "export"], "");
+    let r = t.run(&["-P", &nsd, "export"]);
     assert_eq!(r.code, 0);
-    let want =
-        String::from_utf8(read(&reference("cli.options.delta.export.result"))).expect("utf-8");
-    assert_eq!(shell(&r.out), shell(&want));
+    assert_same_output(&r, "cli.options.delta.export.result");
 
     // -P implies no commit.
-    assert_eq!(t.uci(&["-P", &nsd, "commit"], "").code, 0);
+    assert_eq!(t.run(&["-P", &nsd, "commit"]).code, 0);
     assert_eq!(
         shell(&String::from_utf8(read(&t.config.join("delta"))).expect("utf-8")),
         ""
     );
 
-    assert_eq!(t.uci(&["-p", &nsd, "commit"], "").code, 0);
+    assert_eq!(t.run(&["-p", &nsd, "commit"]).code, 0);
     assert_same_file("cli.options.delta.commit.result", &t.config.join("delta"));
 }
 
@@ -525,20 +545,19 @@ fn extra_delta_directories_combine_in_order() {
 #[test]
 fn changes_ignores_delta_lines_with_trailing_parts_or_missing_values() {
     for c in ["+", "", "@", "^", "|", "~"] {
-        let t = Suite::new();
-        t.touch("network");
+        let t = Suite::with_empty("network");
         let lines = format!(
             "{c}network.foo bar\n{c}network.foo bar=baz\n{c}network.foo.bar baz\n{c}network.foo.bar baz=bazz\n"
         );
         std::fs::write(t.changes.join("network"), lines).expect("write");
-        assert_eq!(t.uci(&["changes"], "").out, "", "prefix {c:?}");
+        assert_eq!(t.run(&["changes"]).out, "", "prefix {c:?}");
 
         std::fs::write(
             t.changes.join("network"),
             format!("{c}network.foo\n{c}network.foo.bar\n"),
         )
         .expect("write");
-        assert_eq!(t.uci(&["changes"], "").out, "", "prefix {c:?}");
+        assert_eq!(t.run(&["changes"]).out, "", "prefix {c:?}");
     }
 }
 
@@ -682,15 +701,9 @@ fn ucimap_example_runs_twice_with_saved_changes() {
     let mut store = herd_uci::Store::new(&t.config);
     store.savedir = t.changes.clone();
     let first = ucimap_example(&store, true);
-    assert_eq!(
-        first,
-        String::from_utf8(read(&reference("ucimap_example_1.result"))).expect("utf-8")
-    );
+    assert_eq!(first, reference_text("ucimap_example_1.result"));
     let second = ucimap_example(&store, true);
-    assert_eq!(
-        second,
-        String::from_utf8(read(&reference("ucimap_example_2.result"))).expect("utf-8")
-    );
+    assert_eq!(second, reference_text("ucimap_example_2.result"));
 }
 
 // ---- cram: import of the fuzz corpus ---------------------------------------
@@ -726,8 +739,7 @@ fn cram_fuzz_corpus_import_errors_match_libuci() {
 
 #[test]
 fn import_merge_stages_the_stream_as_changes() {
-    let t = Suite::new();
-    t.cp("get_parsing.data", "test");
+    let t = Suite::with("get_parsing.data", "test");
     let r = t.uci(
         &["-m", "import", "test"],
         "config type 'section'\n\toption opt 'new'\n\tlist l 'a'\nconfig extra\n\toption x y\n",
@@ -741,10 +753,10 @@ fn import_merge_stages_the_stream_as_changes() {
     // The new anonymous section is the package's third: cfg03 + hash("extra").
     let id = herd_uci::anonymous_id(3, "extra");
     assert_eq!(
-        shell(&t.uci(&["changes", "test"], "").out),
+        shell(&t.run(&["changes", "test"]).out),
         format!("test.section='type'\ntest.section.opt='new'\ntest.section.l+='a'\ntest.{id}='extra'\ntest.{id}.x='y'")
     );
-    t.uci(&["commit", "test"], "");
+    t.run(&["commit", "test"]);
     let p = herd_uci::parse(
         &read(&t.config.join("test")),
         "test",

@@ -1,9 +1,14 @@
 //! libuci's parsing rules, one test each (file.c and list.c behaviour).
 
-use herd_uci::{export, parse, parse_str, Mode, Value};
+use herd_uci::{export, parse, parse_str, Mode, Package, Value};
+
+/// `input` parsed as package `t`; a parse error fails the test with it.
+fn parsed(input: &str) -> Package {
+    parse_str(input, "t").unwrap_or_else(|e| panic!("{e}\n{input}"))
+}
 
 fn check(input: &str, want_export: &str) {
-    let p = parse_str(input, "t").unwrap_or_else(|e| panic!("{e}\n{input}"));
+    let p = parsed(input);
     assert_eq!(
         export(&p),
         format!("package t\n{want_export}\n"),
@@ -53,16 +58,8 @@ fn backslash_newline_continues_the_line() {
 
 #[test]
 fn crlf_line_ends_are_whitespace() {
-    let lf = parse_str(
-        "config zone 'lan'\n\toption name lan\n\tlist network 'a b'\n",
-        "t",
-    )
-    .unwrap();
-    let crlf = parse_str(
-        "config zone 'lan'\r\n\toption name lan\r\n\tlist network 'a b'\r\n",
-        "t",
-    )
-    .unwrap();
+    let lf = parsed("config zone 'lan'\n\toption name lan\n\tlist network 'a b'\n");
+    let crlf = parsed("config zone 'lan'\r\n\toption name lan\r\n\tlist network 'a b'\r\n");
     assert_eq!(lf, crlf);
 }
 
@@ -96,7 +93,7 @@ fn list_after_option_turns_it_into_a_list_and_option_after_list_replaces_it() {
 
 #[test]
 fn empty_list_item_is_kept() {
-    let p = parse_str("config a\n\tlist x ''\n\tlist x\n", "t").unwrap();
+    let p = parsed("config a\n\tlist x ''\n\tlist x\n");
     assert_eq!(
         p.sections[0].get("x"),
         Some(&Value::List(vec![String::new(), String::new()]))

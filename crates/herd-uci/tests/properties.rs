@@ -116,42 +116,27 @@ proptest! {
     }
 }
 
+/// `text` parsed as package `firewall`; a parse error fails the test.
+fn firewall(text: &str) -> Package {
+    parse_str(text, "firewall").unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
 #[test]
 fn single_value_and_list_of_its_words_are_equal_for_list_options() {
-    let a = parse_str(
-        "config zone\n\toption name lan\n\toption network 'lan wan'\n",
-        "firewall",
-    )
-    .unwrap();
-    let b = parse_str(
-        "config zone\n\toption name lan\n\tlist network lan\n\tlist network wan\n",
-        "firewall",
-    )
-    .unwrap();
+    let a = firewall("config zone\n\toption name lan\n\toption network 'lan wan'\n");
+    let b = firewall("config zone\n\toption name lan\n\tlist network lan\n\tlist network wan\n");
     assert!(diff(&a, &b).is_empty());
     // Not for an option that is not list-typed.
-    let c = parse_str("config zone\n\toption name 'lan wan'\n", "firewall").unwrap();
-    let d = parse_str(
-        "config zone\n\tlist name lan\n\tlist name wan\n",
-        "firewall",
-    )
-    .unwrap();
+    let c = firewall("config zone\n\toption name 'lan wan'\n");
+    let d = firewall("config zone\n\tlist name lan\n\tlist name wan\n");
     assert!(!diff(&c, &d).is_empty());
     let _ = Value::Single(String::new());
 }
 
 #[test]
 fn batch_script_swaps_section_names() {
-    let old = parse_str(
-        "config zone 'a'\n\toption name lan\nconfig zone 'b'\n\toption name wan\n",
-        "firewall",
-    )
-    .unwrap();
-    let new = parse_str(
-        "config zone 'b'\n\toption name lan\nconfig zone 'a'\n\toption name wan\n",
-        "firewall",
-    )
-    .unwrap();
+    let old = firewall("config zone 'a'\n\toption name lan\nconfig zone 'b'\n\toption name wan\n");
+    let new = firewall("config zone 'b'\n\toption name lan\nconfig zone 'a'\n\toption name wan\n");
     let script = batch_script(&old, &new).unwrap();
     let mut applied = old.clone();
     run_script(&mut applied, &script).unwrap();

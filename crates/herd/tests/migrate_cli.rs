@@ -6,9 +6,9 @@ mod support;
 use herd_client::{Client, HistoryQuery, Value};
 use herd_lab::{Lab, LabConfig, LabHost};
 use herd_migrate::testguest::{self, GuestDisk};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use support::inventory::object;
 use support::{stderr, stdout, Server};
 
@@ -123,6 +123,63 @@ impl World {
             .expect("virsh");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    /// The names of the domains running on `host`, one a line.
+    fn running(&self, host: usize) -> String {
+        self.virsh(host, &["list", "--name"])
+    }
+
+    /// The names of the domains defined on `host`, running or not.
+    fn defined(&self, host: usize) -> String {
+        self.virsh(host, &["list", "--all", "--name"])
+    }
+
+    /// No volume of `vm` in `host`'s default pool.
+    fn has_no_volume_of(&self, host: usize, vm: &str) -> bool {
+        self.virsh(host, &["vol-list", "default"])
+            .lines()
+            .all(|l| !l.contains(vm))
+    }
+
+    /// The inventory's commits that touched `vm`.
+    fn commits_of(&self, vm: &str) -> Vec<herd_client::CommitRecord> {
+        self.client()
+            .history(&HistoryQuery {
+                hostname: Some(vm.into()),
+                ..HistoryQuery::default()
+            })
+            .unwrap()
+    }
+
+    /// Starts `herd vm migrate VM hv2 --bandwidth 2 --json` and reads its
+    /// events until `progress` of them were progress: the child and the
+    /// rest of its output.
+    fn migrate_until_progress(
+        &self,
+        vm: &str,
+        progress: usize,
+    ) -> (Child, Lines<BufReader<ChildStdout>>) {
+        let mut child = self
+            .herd(&["vm", "migrate", vm, "hv2", "--bandwidth", "2", "--json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start herd");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let mut progressed = 0;
+        while progressed < progress {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("herd ended early: {seen:?}");
+            };
+            if line.contains("\"progress\"") {
+                progressed += 1;
+            }
+            seen.push(line);
+        }
+        (child, lines)
+    }
 }
 
 impl Drop for World {
@@ -133,8 +190,24 @@ impl Drop for World {
     }
 }
 
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
+/// The exit code is `want`; the message shows herd's stderr.
+fn assert_exit(out: &Output, want: i32) {
+    assert_eq!(out.status.code(), Some(want), "{}", stderr(out));
+}
+
+fn assert_stdout_contains(out: &Output, want: &str) {
+    assert!(stdout(out).contains(want), "{}", stdout(out));
+}
+
+/// The `reason` of each refusal in a `--json` refusal on stdout.
+fn refusal_reasons(out: &Output) -> Vec<String> {
+    let refusal: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+    refusal["refused"]["reasons"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no reasons in {refusal}"))
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn json_lines(text: &str) -> Vec<serde_json::Value> {
@@ -149,7 +222,7 @@ fn migrate_by_inventory_names_moves_the_vm_and_updates_its_hypervisor() {
     world.guest("cvm1", 4);
 
     let out = world.run(&["vm", "migrate", "cvm1", "hv2", "--dry-run", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_exit(&out, 0);
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let steps: Vec<&str> = plan["steps"]
         .as_array()
@@ -171,20 +244,17 @@ fn migrate_by_inventory_names_moves_the_vm_and_updates_its_hypervisor() {
         ]
     );
     assert!(
-        world
-            .virsh(1, &["list", "--all", "--name"])
-            .trim()
-            .is_empty(),
+        world.defined(1).trim().is_empty(),
         "dry run changed nothing"
     );
     // Without a destination herd picks one from the inventory: not the source.
     let out = world.run(&["vm", "migrate", "cvm1", "--dry-run", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_exit(&out, 0);
     let chosen: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(chosen["destination"], world.hosts[1].uri.as_str());
 
     let out = world.run(&["vm", "migrate", "cvm1", "hv2", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_exit(&out, 0);
     let events = json_lines(&stdout(&out));
     assert!(
         events.iter().any(|e| e["event"] == "progress"),
@@ -196,19 +266,11 @@ fn migrate_by_inventory_names_moves_the_vm_and_updates_its_hypervisor() {
     assert_eq!(done["report"]["deleted"][0], "default/cvm1-vda.qcow2");
 
     assert_eq!(world.hypervisor_of("cvm1"), Some(Value::from("hv2")));
-    assert!(world.virsh(1, &["list", "--name"]).contains("cvm1"));
-    assert!(!world
-        .virsh(0, &["list", "--all", "--name"])
-        .contains("cvm1"));
+    assert!(world.running(1).contains("cvm1"));
+    assert!(!world.defined(0).contains("cvm1"));
     let history = std::fs::read_to_string(world.history()).unwrap();
     assert_eq!(history.lines().count(), 1);
-    let commits = world
-        .client()
-        .history(&HistoryQuery {
-            hostname: Some("cvm1".into()),
-            ..HistoryQuery::default()
-        })
-        .unwrap();
+    let commits = world.commits_of("cvm1");
     assert_eq!(commits.len(), 2, "created, then moved: {commits:?}");
 }
 
@@ -216,25 +278,7 @@ fn migrate_by_inventory_names_moves_the_vm_and_updates_its_hypervisor() {
 fn sigint_mid_migration_undoes_everything_and_exits_130() {
     let world = World::new(&["cvm2"]);
     world.guest("cvm2", 48);
-    let mut child = world
-        .herd(&["vm", "migrate", "cvm2", "hv2", "--bandwidth", "2", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start herd");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut progress = 0;
-    let mut seen = Vec::new();
-    while progress < 8 {
-        let Some(Ok(line)) = lines.next() else {
-            panic!("herd ended early: {seen:?}");
-        };
-        if line.contains("\"progress\"") {
-            progress += 1;
-        }
-        seen.push(line);
-    }
+    let (mut child, lines) = world.migrate_until_progress("cvm2", 8);
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -246,27 +290,12 @@ fn sigint_mid_migration_undoes_everything_and_exits_130() {
     assert_eq!(last["event"], "failed");
     assert_eq!(last["interrupted"], true);
 
-    assert!(
-        world.virsh(0, &["list", "--name"]).contains("cvm2"),
-        "running on the source"
-    );
-    assert!(world
-        .virsh(1, &["list", "--all", "--name"])
-        .trim()
-        .is_empty());
-    assert!(world
-        .virsh(1, &["vol-list", "default"])
-        .lines()
-        .all(|l| !l.contains("cvm2")));
+    assert!(world.running(0).contains("cvm2"), "running on the source");
+    assert!(world.defined(1).trim().is_empty());
+    assert!(world.has_no_volume_of(1, "cvm2"));
     assert_eq!(world.hypervisor_of("cvm2"), Some(Value::from("hv1")));
     assert!(!world.history().exists());
-    let commits = world
-        .client()
-        .history(&HistoryQuery {
-            hostname: Some("cvm2".into()),
-            ..HistoryQuery::default()
-        })
-        .unwrap();
+    let commits = world.commits_of("cvm2");
     assert_eq!(commits.len(), 1, "only the creation: {commits:?}");
 }
 
@@ -279,9 +308,11 @@ fn name_collision_and_stale_lock_are_refused_with_exit_6_until_resolved() {
         .unwrap();
     std::fs::write(&theirs, b"somebody else's data").unwrap();
     let out = world.run(&["vm", "migrate", "cvm3", "hv2", "--json"]);
-    assert_eq!(code(&out), 6, "{}", stderr(&out));
-    let refusal: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(refusal["refused"]["reasons"][0]["reason"], "volume_exists");
+    assert_exit(&out, 6);
+    assert_eq!(
+        refusal_reasons(&out).first().map(String::as_str),
+        Some("volume_exists")
+    );
     assert!(
         stderr(&out).contains("never overwrites"),
         "{}",
@@ -289,7 +320,7 @@ fn name_collision_and_stale_lock_are_refused_with_exit_6_until_resolved() {
     );
     assert_eq!(std::fs::read(&theirs).unwrap(), b"somebody else's data");
     assert_eq!(world.hypervisor_of("cvm3"), Some(Value::from("hv1")));
-    assert!(world.virsh(0, &["list", "--name"]).contains("cvm3"));
+    assert!(world.running(0).contains("cvm3"));
 
     // A lock left by a herd process that died: refused too, every reason
     // listed at once, until --break-lock removes it.
@@ -306,30 +337,15 @@ fn name_collision_and_stale_lock_are_refused_with_exit_6_until_resolved() {
         String::from_utf8_lossy(&set.stderr)
     );
     let out = world.run(&["vm", "migrate", "cvm3", "hv2", "--dry-run", "--json"]);
-    assert_eq!(code(&out), 6, "{}", stderr(&out));
-    let refusal: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let reasons: Vec<&str> = refusal["refused"]["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["reason"].as_str().unwrap())
-        .collect();
-    assert_eq!(reasons, ["locked", "volume_exists"]);
+    assert_exit(&out, 6);
+    assert_eq!(refusal_reasons(&out), ["locked", "volume_exists"]);
     let out = world.run(&["vm", "migrate", "cvm3", "--break-lock", "--from", "hv1"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("herd pid 1 on gone"),
-        "{}",
-        stdout(&out)
-    );
+    assert_exit(&out, 0);
+    assert_stdout_contains(&out, "herd pid 1 on gone");
     std::fs::remove_file(&theirs).unwrap();
     let out = world.run(&["vm", "migrate", "cvm3", "hv2", "--dry-run"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("migrate cvm3 (live)"),
-        "{}",
-        stdout(&out)
-    );
+    assert_exit(&out, 0);
+    assert_stdout_contains(&out, "migrate cvm3 (live)");
 }
 
 #[test]
@@ -350,7 +366,13 @@ fn evacuation_to_a_uri_moves_both_vms_and_records_the_inventory_name() {
         "2",
         "--json",
     ]);
-    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let lines = json_lines(&stdout(&out));
     let summary = lines.last().unwrap();
     let vms = summary["vms"].as_array().unwrap();
@@ -358,15 +380,12 @@ fn evacuation_to_a_uri_moves_both_vms_and_records_the_inventory_name() {
     for v in vms {
         assert_eq!(v["status"], "moved", "{v}");
     }
-    let on_hv2 = world.virsh(1, &["list", "--name"]);
+    let on_hv2 = world.running(1);
     assert!(
         on_hv2.contains("evm1") && on_hv2.contains("evm2"),
         "{on_hv2}"
     );
-    assert!(world
-        .virsh(0, &["list", "--all", "--name"])
-        .trim()
-        .is_empty());
+    assert!(world.defined(0).trim().is_empty());
     assert_eq!(world.hypervisor_of("evm1"), Some(Value::from("hv2")));
     assert_eq!(world.hypervisor_of("evm2"), Some(Value::from("hv2")));
 }
@@ -375,23 +394,7 @@ fn evacuation_to_a_uri_moves_both_vms_and_records_the_inventory_name() {
 fn herd_killed_mid_migration_leaves_a_lock_that_break_lock_cleans_up() {
     let world = World::new(&["cvm4"]);
     world.guest("cvm4", 48);
-    let mut child = world
-        .herd(&["vm", "migrate", "cvm4", "hv2", "--bandwidth", "2", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start herd");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut progress = 0;
-    while progress < 5 {
-        let Some(Ok(line)) = lines.next() else {
-            panic!("herd ended early");
-        };
-        if line.contains("\"progress\"") {
-            progress += 1;
-        }
-    }
+    let (mut child, _events) = world.migrate_until_progress("cvm4", 5); // stdout stays open
     child.kill().unwrap(); // SIGKILL: no undo runs
     child.wait().unwrap();
 
@@ -399,39 +402,26 @@ fn herd_killed_mid_migration_leaves_a_lock_that_break_lock_cleans_up() {
     // between phases); herd's lock and the volume it created stay behind:
     // a new run is refused with every reason.
     let out = world.run(&["vm", "migrate", "cvm4", "hv2", "--dry-run", "--json"]);
-    assert_eq!(code(&out), 6, "{}", stderr(&out));
-    let refusal: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let reasons: Vec<&str> = refusal["refused"]["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["reason"].as_str().unwrap())
-        .collect();
+    assert_exit(&out, 6);
     assert_eq!(
-        reasons,
+        refusal_reasons(&out),
         ["locked", "job_active", "volume_exists"],
-        "{refusal}"
+        "{}",
+        stdout(&out)
     );
 
     // --break-lock aborts the orphaned job, deletes what the dead process
     // created on the destination, and unlocks.
 
     let out = world.run(&["vm", "migrate", "cvm4", "--break-lock", "--from", "hv1"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_exit(&out, 0);
+    assert_stdout_contains(&out, "deleted default/cvm4-vda.qcow2 on the destination");
+    assert!(world.has_no_volume_of(1, "cvm4"));
     assert!(
-        stdout(&out).contains("deleted default/cvm4-vda.qcow2 on the destination"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(world
-        .virsh(1, &["vol-list", "default"])
-        .lines()
-        .all(|l| !l.contains("cvm4")));
-    assert!(
-        world.virsh(0, &["list", "--name"]).contains("cvm4"),
+        world.running(0).contains("cvm4"),
         "still running on the source"
     );
     let out = world.run(&["vm", "migrate", "cvm4", "hv2", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert_eq!(world.hypervisor_of("cvm4"), Some(Value::from("hv2")));
 }

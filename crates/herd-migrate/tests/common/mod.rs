@@ -2,19 +2,18 @@
 #![allow(dead_code)]
 
 use herd_lab::{Lab, LabConfig, LabHost};
-use herd_migrate::exec::{self, Config, Notice};
+use herd_migrate::exec::{self, Config, ExecError, Notice};
 use herd_migrate::gather::{self, Hosts};
-use herd_migrate::plan::{self, Request};
-use herd_migrate::testguest::{self, TestDisk};
+use herd_migrate::plan::{self, MigrateOptions, Request};
+use herd_migrate::testguest::{self, GuestDisk};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use virt::connect::Connect;
 use virt::domain::Domain;
 
-pub const IMAGES: &str = "/var/lib/libvirt/images";
-pub const MAX_LBA: u32 = 100_000;
+pub use testguest::{IMAGES, MAX_LBA};
 
 pub struct Setup {
     pub dir: tempfile::TempDir,
@@ -36,15 +35,7 @@ impl Setup {
         .expect("lab up");
         let hosts = lab.hosts();
         for h in &hosts {
-            let conn = connect(h);
-            let pool = conn
-                .define_storage_pool_xml(
-                    &format!("<pool type='dir'><name>default</name><target><path>{IMAGES}</path></target></pool>"),
-                    0,
-                )
-                .expect("define pool");
-            pool.create(0).expect("start pool");
-            pool.set_autostart(true).expect("autostart pool");
+            testguest::ensure_default_pool(&h.uri).expect("default pool");
         }
         Setup {
             dir,
@@ -82,10 +73,15 @@ pub fn connect(h: &LabHost) -> Connect {
 }
 
 /// One disk to create for a guest: target, size in MiB, MiB of data.
-pub struct DiskSpec {
-    pub target: &'static str,
-    pub size_mib: u64,
-    pub data_mib: u64,
+pub type DiskSpec = GuestDisk<'static>;
+
+/// The guest's only disk: `vda`, `size_mib` large with `data_mib` of data.
+pub fn vda(size_mib: u64, data_mib: u64) -> DiskSpec {
+    DiskSpec {
+        target: "vda",
+        size_mib,
+        data_mib,
+    }
 }
 
 /// Create the disks as qcow2 volumes on `host` and start a guest that
@@ -97,34 +93,17 @@ pub fn start_guest(setup: &Setup, host: usize, vm: &str, disks: &[DiskSpec]) -> 
 }
 
 pub fn define_guest(setup: &Setup, host: usize, vm: &str, disks: &[DiskSpec]) -> Domain {
-    let boot = testguest::boot_sector(MAX_LBA);
-    let mut names = Vec::new();
-    for (i, d) in disks.iter().enumerate() {
-        let name = format!("{vm}-{}.qcow2", d.target);
-        testguest::make_qcow2(
-            &setup.image(host, &name),
-            d.size_mib << 20,
-            (i == 0).then_some(&boot),
-            d.data_mib,
-        )
-        .expect("make qcow2");
-        names.push((d.target, format!("{IMAGES}/{name}")));
-    }
-    let conn = connect(setup.host(host));
-    conn.lookup_storage_pool_by_name("default")
-        .and_then(|p| p.refresh(0))
-        .expect("refresh pool");
-    let test_disks: Vec<TestDisk> = names
-        .iter()
-        .map(|(t, p)| TestDisk {
-            target: t,
-            path: p,
-            format: "qcow2",
-        })
-        .collect();
-    let log = setup.serial_log(vm);
-    conn.define_domain_xml(&testguest::domain_xml(vm, 32, &test_disks, Some(&log)))
-        .expect("define guest")
+    let h = setup.host(host);
+    testguest::create_guest(
+        &h.uri,
+        vm,
+        disks,
+        |p| h.outside(Path::new(p)),
+        &setup.serial_log(vm),
+        false,
+    )
+    .expect("define guest");
+    connect(h).lookup_domain_by_name(vm).expect("guest defined")
 }
 
 /// Wait until the guest has reported at least `n` completed writes.
@@ -148,33 +127,177 @@ pub fn reported(setup: &Setup, vm: &str) -> u32 {
     testguest::last_reported(&log).unwrap_or(0)
 }
 
+/// Stop `dom` and check that every write the guest reported is on `disk`
+/// (an image file or block device in `format`) in sequence.
+pub fn assert_every_reported_write_on(
+    setup: &Setup,
+    vm: &str,
+    dom: &Domain,
+    disk: &Path,
+    format: &str,
+) {
+    dom.destroy_flags(virt::sys::VIR_DOMAIN_DESTROY_GRACEFUL)
+        .expect("stop guest");
+    let last = reported(setup, vm);
+    let bytes = testguest::read_guest_view(disk, format).expect("read guest disk");
+    assert_eq!(
+        testguest::check_sequence(&bytes, MAX_LBA, last),
+        Ok(()),
+        "last reported write {last} on {}",
+        disk.display()
+    );
+}
+
+/// A request capped at `mib_s` MiB/s, slow enough to act in the middle.
+pub fn throttled(mib_s: u64) -> Request {
+    Request {
+        options: MigrateOptions {
+            bandwidth_mib_s: Some(mib_s),
+            ..MigrateOptions::default()
+        },
+        ..Request::default()
+    }
+}
+
 /// Everything a test sees of one migration.
 pub struct Outcome {
     pub result: Result<exec::Report, exec::ExecError>,
     pub notices: Vec<Notice>,
 }
 
-pub fn plan_between(
-    setup: &Setup,
-    from: usize,
-    to: usize,
-    vm: &str,
-    request: &Request,
-) -> Result<plan::Plan, plan::Refusal> {
-    let hosts = Hosts::open(&setup.host(from).uri, &setup.host(to).uri).expect("open hosts");
-    let facts = gather::gather(&hosts, vm).expect("gather facts");
-    plan::plan(&facts, request)
+impl Outcome {
+    pub fn saw_progress(&self) -> bool {
+        self.notices
+            .iter()
+            .any(|n| matches!(n, Notice::Progress(_)))
+    }
+
+    /// The error of a migration that failed and was undone completely.
+    pub fn rolled_back(self, why: &str) -> ExecError {
+        let err = self.result.expect_err(why);
+        assert!(matches!(err, ExecError::RolledBack { .. }), "{err}");
+        err
+    }
 }
 
-pub fn migrate(
-    setup: &Setup,
-    from: usize,
-    to: usize,
-    vm: &str,
-    request: &Request,
-    cancel: Arc<AtomicBool>,
-) -> Outcome {
-    migrate_with_history(setup, from, to, vm, request, cancel, None, None)
+/// One migration of `vm` from the first lab host to the second: the
+/// default request, never cancelled, no history file unless set.
+pub struct Migration<'a> {
+    pub setup: &'a Setup,
+    pub vm: &'a str,
+    pub request: Request,
+    pub cancel: Arc<AtomicBool>,
+    pub history: Option<PathBuf>,
+}
+
+impl<'a> Migration<'a> {
+    pub fn new(setup: &'a Setup, vm: &'a str) -> Migration<'a> {
+        Migration {
+            setup,
+            vm,
+            request: Request::default(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            history: None,
+        }
+    }
+
+    pub fn request(self, request: Request) -> Migration<'a> {
+        Migration { request, ..self }
+    }
+
+    pub fn history(self, path: PathBuf) -> Migration<'a> {
+        Migration {
+            history: Some(path),
+            ..self
+        }
+    }
+
+    fn hosts(&self) -> Hosts {
+        Hosts::open(&self.setup.host(0).uri, &self.setup.host(1).uri).expect("open hosts")
+    }
+
+    /// Gather the facts and plan, without running anything.
+    pub fn plan(&self) -> Result<plan::Plan, plan::Refusal> {
+        self.plan_on(&self.hosts())
+    }
+
+    fn plan_on(&self, hosts: &Hosts) -> Result<plan::Plan, plan::Refusal> {
+        let facts = gather::gather(hosts, self.vm).expect("gather facts");
+        plan::plan(&facts, &self.request)
+    }
+
+    pub fn run(self) -> Outcome {
+        self.run_observed(|_| {})
+    }
+
+    /// Run, and cancel once `progress` progress notices have arrived.
+    pub fn run_cancelled_after(self, progress: usize) -> Outcome {
+        let flag = Arc::clone(&self.cancel);
+        let seen = AtomicUsize::new(0);
+        self.run_observed(move |n| {
+            if matches!(n, Notice::Progress(_))
+                && seen.fetch_add(1, Ordering::SeqCst) + 1 >= progress
+            {
+                flag.store(true, Ordering::SeqCst);
+            }
+        })
+    }
+
+    /// Run with `watch` called on every notice.
+    pub fn run_observed(self, watch: impl Fn(&Notice) + Sync) -> Outcome {
+        let mut hosts = self.hosts();
+        let plan = self.plan_on(&hosts).expect("plan");
+        let notices = Mutex::new(Vec::new());
+        let observer = |n: &Notice| {
+            notices.lock().unwrap().push(n.clone());
+            watch(n);
+        };
+        let mut config = Config {
+            cancel: self.cancel,
+            undo_timeout: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(200),
+            observer: &observer,
+            inventory: None,
+            history: self.history,
+            owner: "herd test".into(),
+        };
+        let result = exec::run(&plan, &mut hosts, &mut config);
+        Outcome {
+            result,
+            notices: notices.into_inner().unwrap(),
+        }
+    }
+}
+
+/// After a failed migration: `vm` still runs on the source, unlocked, with
+/// its one `vda` volume; the destination has no domain, no volume and no
+/// image file of it; and the guest goes on writing.
+pub fn assert_left_running_on_source_only(setup: &Setup, vm: &str) {
+    let src = connect(setup.host(0));
+    let dom = src
+        .lookup_domain_by_name(vm)
+        .expect("still defined on the source");
+    assert!(dom.is_active().unwrap(), "still running on the source");
+    assert_eq!(herd_lock(&dom), None, "unlocked");
+    let volume = format!("{vm}-vda.qcow2");
+    assert_eq!(volume_names(&src), [volume.as_str()]);
+    let dst = connect(setup.host(1));
+    assert!(
+        domain_names(&dst).is_empty(),
+        "no domain on the destination: {:?}",
+        domain_names(&dst)
+    );
+    assert!(
+        volume_names(&dst).is_empty(),
+        "no volume on the destination: {:?}",
+        volume_names(&dst)
+    );
+    assert!(
+        !setup.image(1, &volume).exists(),
+        "no image file on the destination"
+    );
+    let now = reported(setup, vm);
+    wait_for_writes(setup, vm, now + 20);
 }
 
 pub fn domain_names(conn: &Connect) -> Vec<String> {
@@ -217,65 +340,6 @@ pub fn checksum(path: &Path) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-pub fn migrate_with_history(
-    setup: &Setup,
-    from: usize,
-    to: usize,
-    vm: &str,
-    request: &Request,
-    cancel: Arc<AtomicBool>,
-    history: Option<PathBuf>,
-    interrupt_after_progress: Option<usize>,
-) -> Outcome {
-    let flag = Arc::clone(&cancel);
-    let seen = std::sync::atomic::AtomicUsize::new(0);
-    migrate_observed(setup, from, to, vm, request, cancel, history, move |n| {
-        if matches!(n, Notice::Progress(_)) {
-            let k = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if interrupt_after_progress.is_some_and(|limit| k >= limit) {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-    })
-}
-
-/// Run a migration with `watch` called on every notice.
-#[allow(clippy::too_many_arguments)]
-pub fn migrate_observed(
-    setup: &Setup,
-    from: usize,
-    to: usize,
-    vm: &str,
-    request: &Request,
-    cancel: Arc<AtomicBool>,
-    history: Option<PathBuf>,
-    watch: impl Fn(&Notice) + Sync,
-) -> Outcome {
-    let mut hosts = Hosts::open(&setup.host(from).uri, &setup.host(to).uri).expect("open hosts");
-    let facts = gather::gather(&hosts, vm).expect("gather facts");
-    let plan = plan::plan(&facts, request).expect("plan");
-    let notices = Mutex::new(Vec::new());
-    let observer = |n: &Notice| {
-        notices.lock().unwrap().push(n.clone());
-        watch(n);
-    };
-    let mut config = Config {
-        cancel,
-        undo_timeout: Duration::from_secs(60),
-        poll_interval: Duration::from_millis(200),
-        observer: &observer,
-        inventory: None,
-        history,
-        owner: "herd test".into(),
-    };
-    let result = exec::run(&plan, &mut hosts, &mut config);
-    Outcome {
-        result,
-        notices: notices.into_inner().unwrap(),
-    }
 }
 
 /// A loop device over a sparse file, detached on drop.
