@@ -4,6 +4,7 @@
 use herd_lab::{Lab, LabConfig, LabError};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -65,20 +66,20 @@ fn down_leaves_nothing(lab: Lab, dir: &Path) {
     assert_nothing_left(&pids, dir);
 }
 
-/// `virsh -c URI ARGS`, which must succeed: its stdout.
-fn virsh_ok(uri: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new("virsh")
-        .arg("-c")
-        .arg(uri)
-        .args(args)
-        .output()
-        .unwrap();
+/// Runs `cmd`, which must succeed: its stdout.
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "virsh {args:?}: {}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `virsh -c URI ARGS`, which must succeed: its stdout.
+fn virsh_ok(uri: &str, args: &[&str]) -> String {
+    run_ok(Command::new("virsh").arg("-c").arg(uri).args(args))
 }
 
 #[test]
@@ -180,17 +181,9 @@ fn loop_devices_backed_by_lab_files_are_detached_on_down() {
         .unwrap()
         .set_len(1 << 20)
         .unwrap();
-    let out = std::process::Command::new("losetup")
-        .args(["-f", "--show"])
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let device = run_ok(Command::new("losetup").args(["-f", "--show"]).arg(&image))
+        .trim()
+        .to_string();
     let name = device.trim_start_matches("/dev/").to_string();
     let backing = || std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"));
     assert!(backing().is_ok());
