@@ -580,10 +580,11 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
         if let Some(only) = only {
             p.push(only);
         }
+        // The conditions name `server`'s columns unqualified; in the first
+        // form only `s` has such columns (the lateral's are `ids`, `vals`).
         let sql = if relations.is_empty() {
             format!(
-                "SELECT true, {OBJECT_COLUMNS} FROM server s {attributes}
-                 WHERE s.object_id IN (SELECT object_id FROM server{where_})"
+                "SELECT true, {OBJECT_COLUMNS} FROM server s {attributes}{where_}"
             )
         } else {
             let r = p.push(relations);
