@@ -583,9 +583,7 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
         // The conditions name `server`'s columns unqualified; in the first
         // form only `s` has such columns (the lateral's are `ids`, `vals`).
         let sql = if relations.is_empty() {
-            format!(
-                "SELECT true, {OBJECT_COLUMNS} FROM server s {attributes}{where_}"
-            )
+            format!("SELECT true, {OBJECT_COLUMNS} FROM server s {attributes}{where_}")
         } else {
             let r = p.push(relations);
             format!(
