@@ -65,7 +65,20 @@ fn estimate(p: &Package) -> usize {
 
 fn write_section(out: &mut String, s: &Section, name_anonymous: bool) {
     out.push_str("\nconfig ");
-    escape_into(out, &s.kind);
+    // libuci writes the type bare. A type with a character the parser
+    // treats specially (`config '#'` is a valid type) would then read back
+    // as a comment or a broken quote, so herd quotes those; every other
+    // type is written exactly as libuci writes it.
+    if s.kind
+        .bytes()
+        .any(|c| matches!(c, b'\'' | b'"' | b'\\' | b'#' | b';'))
+    {
+        out.push('\'');
+        escape_into(out, &s.kind);
+        out.push('\'');
+    } else {
+        escape_into(out, &s.kind);
+    }
     if !s.anonymous || name_anonymous {
         out.push_str(" '");
         escape_into(out, &s.name);

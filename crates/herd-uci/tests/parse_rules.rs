@@ -195,3 +195,19 @@ fn semicolon_separates_commands_on_one_line() {
         "\nconfig a 'b'\n\toption x '1'\n\toption y '2'\n",
     );
 }
+
+#[test]
+fn a_type_with_a_character_the_parser_treats_specially_exports_quoted_and_reads_back() {
+    // libuci writes types bare; `config '#'` would then read back as a
+    // comment. Found by the `uci_like_text_never_panics` property.
+    for (input, want) in [
+        ("c \"#\"\n", "\nconfig '#'\n"),
+        ("config 'a;b'\n", "\nconfig 'a;b'\n"),
+        ("config \"a'b\"\n", "\nconfig 'a'\\''b'\n"),
+        ("config zone\n", "\nconfig zone\n"),
+    ] {
+        check(input, want);
+        let again = export(&parsed(input));
+        assert_eq!(export(&parsed(&again)), again, "re-parse of:\n{again}");
+    }
+}
