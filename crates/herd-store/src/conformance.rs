@@ -1490,6 +1490,9 @@ fn refused_like(
     };
     assert_eq!(got.to_string(), expected.to_string(), "{what}");
     assert_eq!(got.http_status(), expected.http_status(), "{what}");
+    if let (StoreError::Validation(got), StoreError::Validation(expected)) = (&got, &expected) {
+        assert_eq!(got.rule, expected.rule, "{what}: rule");
+    }
     assert!(
         everything(store) == before,
         "{what}: schema or objects changed"
@@ -1654,6 +1657,19 @@ pub fn schema_rules_refuse_alike(factory: &Factory) {
                 servertypes: vec![s("hypervisor"), s("vm")],
                 from: s("multi string"),
                 to: s("string"),
+            },
+        ),
+        (
+            "relation target change while values exist",
+            vec![SchemaChange::UpdateAttribute {
+                attribute: with_target("hypervisor", T::Relation, "lb"),
+            }],
+            0,
+            R::ChangeWithValues {
+                attribute: s("hypervisor"),
+                servertypes: vec![s("vm")],
+                from: s("relation to hypervisor"),
+                to: s("relation to lb"),
             },
         ),
         (
@@ -1890,9 +1906,13 @@ pub fn schema_rules_refuse_alike(factory: &Factory) {
     assert_eq!(
         message,
         "schema change 1 of 1 (update_attribute num_cpu): attribute num_cpu has values on objects \
-         of servertype(s) hypervisor, vm: its type and multi can not change (number to string); \
+         of servertype(s) hypervisor, vm: its type, multi and relation target can not change \
+         (number to string); \
          create a new attribute, move the values, then delete this one; nothing was applied"
     );
+    // And the names scripts match on.
+    let refused = validation(store.change_schema(&[retyped("num_cpu", T::String, false)], "alice"));
+    assert_eq!(refused.rule, "schema_change_with_values");
 }
 
 /// What serveradmin allows and one engine used to refuse: a type change

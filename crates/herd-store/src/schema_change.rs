@@ -29,7 +29,7 @@ use herd_model::{
     Attribute, AttributeType, IpAddrType, Schema, SchemaChange, Servertype, SPECIAL_ATTRIBUTES,
 };
 
-use crate::{empty_schema_batch, refused_schema_change, StoreError};
+use crate::{empty_schema_batch, refused_schema_change, StoreError, ValidationError};
 
 /// The longest attribute or servertype id (serveradmin's column width).
 pub const MAX_ID_LEN: usize = 32;
@@ -128,7 +128,7 @@ pub enum SchemaRefusal {
         reversed: Option<String>,
     },
 
-    #[error("attribute {attribute} has values on objects of servertype(s) {}: its type and multi can not change ({from} to {to}); create a new attribute, move the values, then delete this one", servertypes.join(", "))]
+    #[error("attribute {attribute} has values on objects of servertype(s) {}: its type, multi and relation target can not change ({from} to {to}); create a new attribute, move the values, then delete this one", servertypes.join(", "))]
     ChangeWithValues {
         attribute: String,
         servertypes: Vec<String>,
@@ -194,11 +194,42 @@ pub enum SchemaRefusal {
     },
 }
 
+impl SchemaRefusal {
+    /// The rule's stable name, the `rule` field of the API's error body
+    /// (`schema_` and the variant in snake case), so scripts can tell
+    /// refusals apart without parsing the message.
+    pub fn rule(&self) -> &'static str {
+        use SchemaRefusal as R;
+        match self {
+            R::Missing { .. } => "schema_missing",
+            R::Exists { .. } => "schema_exists",
+            R::InvalidId { .. } => "schema_invalid_id",
+            R::SpecialAttribute { .. } => "schema_special_attribute",
+            R::BadRegexp { .. } => "schema_bad_regexp",
+            R::NeedsTarget { .. } => "schema_needs_target",
+            R::UnknownTarget { .. } => "schema_unknown_target",
+            R::SupernetTargetNotNetwork { .. } => "schema_supernet_target_not_network",
+            R::BadReversed { .. } => "schema_bad_reversed",
+            R::ChangeWithValues { .. } => "schema_change_with_values",
+            R::Reversed { .. } => "schema_reversed",
+            R::InUse { .. } => "schema_in_use",
+            R::HasObjects { .. } => "schema_has_objects",
+            R::IpAddrTypeWithObjects { .. } => "schema_ip_addr_type_with_objects",
+            R::Targeted { .. } => "schema_targeted",
+            R::ListedTwice { .. } => "schema_listed_twice",
+            R::UnknownAttribute { .. } => "schema_unknown_attribute",
+            R::BadRelatedVia { .. } => "schema_bad_related_via",
+            R::ComputedDefault { .. } => "schema_computed_default",
+            R::BadDefault { .. } => "schema_bad_default",
+        }
+    }
+}
+
 impl From<SchemaRefusal> for StoreError {
     fn from(refusal: SchemaRefusal) -> StoreError {
         match refusal {
             SchemaRefusal::Missing { .. } => StoreError::NotFound(refusal.to_string()),
-            other => StoreError::invalid("schema", other.to_string()),
+            other => StoreError::Validation(ValidationError::new(other.rule(), other.to_string())),
         }
     }
 }
@@ -266,7 +297,7 @@ impl Batch<'_> {
                 let Some(old) = self.schema.attributes.get(id).cloned() else {
                     return refuse(missing(Kind::Attribute, id));
                 };
-                if old.attribute_type != attribute.attribute_type || old.multi != attribute.multi {
+                if shape(&old) != shape(attribute) {
                     self.check_no_values(&old, attribute)?;
                 }
                 self.check_attribute(attribute)?;
@@ -420,15 +451,11 @@ impl Batch<'_> {
         if holders.is_empty() {
             return Ok(());
         }
-        let describe = |a: &Attribute| {
-            let multi = if a.multi { "multi " } else { "" };
-            format!("{multi}{}", a.attribute_type.name())
-        };
         refuse(SchemaRefusal::ChangeWithValues {
             attribute: id.clone(),
             servertypes: holders,
-            from: describe(old),
-            to: describe(new),
+            from: describe_shape(old),
+            to: describe_shape(new),
         })
     }
 
@@ -474,6 +501,27 @@ impl Batch<'_> {
                     && a.reversed_attribute.as_deref() == Some(attribute)
             })
             .map(|a| a.attribute_id.clone())
+    }
+}
+
+/// What stored values of an attribute depend on: its type, `multi`, and
+/// for a relation the servertype its values point at (a value naming a
+/// `hypervisor` object means nothing once the relation targets `vm`).
+fn shape(a: &Attribute) -> (AttributeType, bool, Option<&str>) {
+    let target = match a.attribute_type {
+        AttributeType::Relation => a.target_servertype.as_deref(),
+        _ => None,
+    };
+    (a.attribute_type, a.multi, target)
+}
+
+/// "multi string", "relation to hypervisor": the shape, in messages.
+fn describe_shape(a: &Attribute) -> String {
+    let (ty, multi, target) = shape(a);
+    let multi = if multi { "multi " } else { "" };
+    match target {
+        Some(target) => format!("{multi}{} to {target}", ty.name()),
+        None => format!("{multi}{}", ty.name()),
     }
 }
 
@@ -695,6 +743,52 @@ mod tests {
         ])
         .expect("values stripped first");
         assert_eq!(after.attributes["os"].attribute_type, AttributeType::Number);
+    }
+
+    #[test]
+    fn relation_target_change_is_refused_while_values_exist() {
+        let (schema, mut facts) = base();
+        let mut retargeted = schema.attributes["hypervisor"].clone();
+        retargeted.target_servertype = Some("vm".into());
+        let change = SchemaChange::UpdateAttribute {
+            attribute: retargeted,
+        };
+        // No values yet: allowed.
+        let after = check(std::slice::from_ref(&change)).expect("no values");
+        assert_eq!(
+            after.attributes["hypervisor"].target_servertype.as_deref(),
+            Some("vm")
+        );
+        facts
+            .values
+            .insert("hypervisor".into(), BTreeSet::from(["vm".to_owned()]));
+        let err = check_schema_changes(&schema, &mut facts, std::slice::from_ref(&change))
+            .expect_err("values point at hv objects");
+        let StoreError::Validation(v) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(v.rule, "schema_change_with_values");
+        assert!(
+            v.message
+                .contains("(relation to hv to relation to vm); create a new attribute"),
+            "{}",
+            v.message
+        );
+    }
+
+    #[test]
+    fn every_refusal_but_missing_is_a_validation_error_with_its_own_rule() {
+        let refusal = SchemaRefusal::InUse {
+            attribute: "os".into(),
+            servertypes: vec!["vm".into()],
+        };
+        let StoreError::Validation(v) = StoreError::from(refusal.clone()) else {
+            panic!("not a validation error")
+        };
+        assert_eq!(v.rule, "schema_in_use");
+        assert_eq!(v.message, refusal.to_string());
+        let missing = StoreError::from(missing(Kind::Servertype, "x"));
+        assert!(matches!(missing, StoreError::NotFound(_)), "{missing:?}");
     }
 
     #[test]

@@ -80,6 +80,7 @@ fn refused_batch_changes_nothing(server: &Server) {
             && text.ends_with("nothing was applied"),
         "{text}"
     );
+    assert_eq!(body["error"]["rule"], "schema_in_use", "{body}");
     assert_eq!(schema_text(server), schema, "the schema changed");
     assert_eq!(schema_history(server), history);
     assert_eq!(
