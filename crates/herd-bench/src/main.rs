@@ -62,6 +62,9 @@ pub struct Args {
     /// Skip the in-process measurements (HTTP only: handy under a profiler).
     #[arg(long)]
     pub http_only: bool,
+    /// PostgreSQL only: answer queries in SQL, without the read cache.
+    #[arg(long)]
+    pub no_read_cache: bool,
 }
 
 fn parse_queries(s: &str) -> Result<String, String> {
@@ -102,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         sign_dir: args.sign.then(|| tmp.path().to_path_buf()),
         queries: args.queries.chars().collect(),
         in_process: !args.http_only,
+        read_cache: !args.no_read_cache,
     };
     run::run(&fleet, &params, &db, &settings)
 }

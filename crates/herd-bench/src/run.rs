@@ -24,6 +24,8 @@ pub struct Settings {
     pub queries: Vec<char>,
     /// Also time the queries directly on the store.
     pub in_process: bool,
+    /// PostgreSQL: answer queries from the read cache.
+    pub read_cache: bool,
 }
 
 /// serveradmin 4.26 on the same kind of machine (fleet-100k README):
@@ -50,10 +52,11 @@ pub fn run(fleet: &Fleet, params: &Params, db: &Path, settings: &Settings) -> an
         match db.to_str().filter(|d| d.starts_with("postgres")) {
             Some(url) => {
                 // --db postgres://... (pg)
-                let pg = Arc::new(herd_store_postgres::PgStore::open(
-                    url,
-                    &Default::default(),
-                )?);
+                let options = herd_store_postgres::PgOptions {
+                    read_cache: settings.read_cache,
+                    ..Default::default()
+                };
+                let pg = Arc::new(herd_store_postgres::PgStore::open(url, &options)?);
                 (pg.clone(), pg)
             }
             None => {

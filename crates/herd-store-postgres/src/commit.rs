@@ -72,7 +72,15 @@ pub(crate) fn apply(
     let writes = plan(tx, catalog, commit)?;
     write(tx, catalog, &writes)?;
     check_dataset_rules(tx, catalog, &writes)?;
-    record_history(tx, catalog, &writes, author, now)
+    let commit_id = record_history(tx, catalog, &writes, author, now)?;
+    let written: Vec<ObjectId> = writes
+        .iter()
+        .map(|w| match w {
+            Write::Create(d) | Write::Update(d, _, _) | Write::Delete(d) => d.id,
+        })
+        .collect();
+    crate::cache::record_change(tx, &written)?;
+    Ok(commit_id)
 }
 
 /// Reads what the commit touches and decides every write, or refuses.

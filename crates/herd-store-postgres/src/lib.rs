@@ -5,8 +5,11 @@
 //! Everything that must be shared lives in the database: objects, schema,
 //! history, users and keys, the replay (nonce) memory, and the locks
 //! (migrations run under an advisory lock; commits rely on `SERIALIZABLE`
-//! transactions, see `commit`). A server keeps only a cache of the schema,
-//! checked against the database's schema version in every transaction.
+//! transactions, see `commit`). A server keeps a cache of the schema,
+//! checked against the database's schema version in every transaction,
+//! and (unless [`PgOptions::read_cache`] is off) a read cache of every
+//! object that queries are answered from, checked against the database's
+//! versions before each query (`cache`).
 //!
 //! Addresses are native `inet` values with GiST (`inet_ops`) indexes, so
 //! `ContainedBy`, `Contains` and `Overlaps` use an index. This crate knows
@@ -14,6 +17,7 @@
 //! async code use `spawn_blocking`).
 
 mod auth;
+mod cache;
 mod commit;
 pub mod copy;
 mod pool;
@@ -27,12 +31,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use herd_model::{
-    compile, ChangeKind, CommitId, CommitRecord, Datetime, DatetimeJson, Object, ObjectChange,
-    ObjectId, Query, Schema, SchemaChange, Value,
+    compile, ChangeKind, CommitId, CommitRecord, CompiledQuery, Datetime, DatetimeJson, Object,
+    ObjectChange, ObjectId, Query, Schema, SchemaChange, Value,
 };
 use herd_store::{Commit, SchemaChangeId, SchemaRecord, Store, StoreError, ValidationError};
+use herd_store_memory::Dataset;
 use postgres::{GenericClient, IsolationLevel};
 
+use crate::cache::ReadCache;
 use crate::pool::Pool;
 use crate::query::{Catalog, Snapshot};
 
@@ -63,12 +69,18 @@ pub enum OpenError {
 pub struct PgOptions {
     /// Most connections this server opens at once.
     pub max_connections: usize,
+    /// Answer queries from an in-memory copy of the objects, brought up
+    /// to date before each query (one round trip when nothing changed).
+    /// Costs memory (about as much as the SQLite engine's dataset) and a
+    /// full load on the first query; off, every query runs in SQL.
+    pub read_cache: bool,
 }
 
 impl Default for PgOptions {
     fn default() -> PgOptions {
         PgOptions {
             max_connections: 16,
+            read_cache: true,
         }
     }
 }
@@ -77,6 +89,7 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: Pool,
     catalog: RwLock<Option<(i64, Arc<Catalog>)>>,
+    cache: Option<ReadCache>,
 }
 
 /// Commits that lose a serialization race are retried this often before
@@ -102,6 +115,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             catalog: RwLock::new(None),
+            cache: options.read_cache.then(ReadCache::default),
         })
     }
 
@@ -173,6 +187,34 @@ impl PgStore {
         ))?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Runs `f` on the read cache once it holds what the database held when
+    /// this call began: one round trip for the versions, and a refresh in a
+    /// `REPEATABLE READ` transaction if they moved.
+    fn cached<T>(&self, cache: &ReadCache, f: impl Fn(&Dataset) -> T) -> Result<T, StoreError> {
+        let mut pooled = self.client()?;
+        let (client, statements) = pooled.parts();
+        let versions = statements.get(client, cache::VERSIONS).map_err(|e| {
+            statements.clear();
+            internal(e)
+        })?;
+        let row = client.query_one(&versions, &[]).map_err(internal)?;
+        let (schema_version, data_version): (i64, i64) = (row.get(0), row.get(1));
+        if let Some(out) = cache.read(schema_version, data_version, &f)? {
+            return Ok(out);
+        }
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(internal)?;
+        cache.refresh(&mut tx, schema_version, data_version)?;
+        tx.commit().map_err(internal)?;
+        cache
+            .read(schema_version, data_version, &f)?
+            .ok_or_else(|| StoreError::Internal("the read cache fell behind its refresh".into()))
     }
 
     /// Runs `f` in a `SERIALIZABLE` transaction, retrying it from the
@@ -275,6 +317,15 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Checks a query against the schema, as a validation error naming the attribute.
+fn compile_query(query: &Query, schema: &Schema) -> Result<CompiledQuery, StoreError> {
+    compile(query, schema).map_err(|e| {
+        let mut v = ValidationError::new("query", e.message);
+        v.attribute = e.attribute;
+        StoreError::Validation(v)
+    })
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -287,14 +338,24 @@ impl Store for PgStore {
     }
 
     fn query(&self, query: &Query) -> Result<Vec<Object>, StoreError> {
-        self.read_snapshot(|snapshot| {
-            let compiled = compile(query, &snapshot.catalog.schema).map_err(|e| {
-                let mut v = ValidationError::new("query", e.message);
-                v.attribute = e.attribute;
-                StoreError::Validation(v)
+        if let Some(cache) = &self.cache {
+            return self.cached(cache, |data| {
+                Ok(data.query(&compile_query(query, &data.schema)?))
             })?;
-            snapshot.query(&compiled)
+        }
+        self.read_snapshot(|snapshot| {
+            snapshot.query(&compile_query(query, &snapshot.catalog.schema)?)
         })
+    }
+
+    fn query_json(&self, query: &Query) -> Result<Vec<u8>, StoreError> {
+        match &self.cache {
+            Some(cache) => self.cached(cache, |data| {
+                Ok(data.query_json(&compile_query(query, &data.schema)?))
+            })?,
+            None => serde_json::to_vec(&self.query(query)?)
+                .map_err(|e| StoreError::Internal(format!("writing the answer: {e}"))),
+        }
     }
 
     fn commit(&self, commit: &Commit, author: &str) -> Result<CommitId, StoreError> {

@@ -81,6 +81,59 @@ impl Drop for ReadTx<'_> {
     }
 }
 
+/// Decodes a row of [`OBJECT_COLUMNS`] (from `first` on); values of
+/// attributes `schema` does not know are skipped.
+pub(crate) fn decode_object(schema: &Schema, r: &Row, first: usize) -> Result<Obj, StoreError> {
+    let id: ObjectId = r.get(first);
+    let ip: Option<&str> = r.get(first + 3);
+    let intern_ip =
+        match ip {
+            None => Value::Null,
+            Some(t) => Value::Inet(parse_inet(t).ok_or_else(|| {
+                StoreError::Internal(format!("object {id}: stored intern_ip {t:?}"))
+            })?),
+        };
+    let mut attrs = BTreeMap::new();
+    let ids: Option<Vec<&str>> = r.get(first + 4);
+    let vals: Option<Vec<&str>> = r.get(first + 5);
+    for (attribute_id, text) in ids
+        .unwrap_or_default()
+        .into_iter()
+        .zip(vals.unwrap_or_default())
+    {
+        let Some(def) = schema.attribute(attribute_id) else {
+            continue;
+        };
+        let value = decode(def.attribute_type, text).map_err(|m| {
+            StoreError::Internal(format!("object {id}, attribute {attribute_id}: {m}"))
+        })?;
+        if def.is_multi() {
+            match attrs
+                .entry(attribute_id.to_owned())
+                .or_insert_with(|| Value::Set(Vec::new()))
+            {
+                Value::Set(items) => items.push(value),
+                other => *other = Value::Set(vec![value]),
+            }
+        } else {
+            attrs.insert(attribute_id.to_owned(), value);
+        }
+    }
+    for v in attrs.values_mut() {
+        if let Value::Set(items) = v {
+            items.sort();
+            items.dedup();
+        }
+    }
+    Ok(Obj {
+        id,
+        hostname: r.get(first + 1),
+        servertype: r.get(first + 2),
+        intern_ip,
+        attrs,
+    })
+}
+
 /// Join and related-via chains stop here (as on the SQLite engine).
 const MAX_RELATION_DEPTH: usize = 8;
 
@@ -156,12 +209,12 @@ pub(crate) struct Snapshot<'a, C: GenericClient> {
 /// The columns every object load returns: the `server` row, then its
 /// attribute rows aggregated into two parallel arrays (one row per object,
 /// not one per value).
-const OBJECT_COLUMNS: &str =
+pub(crate) const OBJECT_COLUMNS: &str =
     "s.object_id, s.hostname, s.servertype_id, s.intern_ip::text, x.ids, x.vals";
 
 /// The lateral join that aggregates an object's attribute rows; with
 /// `only`, restricted to the attributes in parameter `only`.
-fn attributes_join(only: Option<&str>) -> String {
+pub(crate) fn attributes_join(only: Option<&str>) -> String {
     let cond = only.map_or(String::new(), |p| format!(" AND a.attribute_id = ANY({p})"));
     format!(
         "LEFT JOIN LATERAL (SELECT array_agg(a.attribute_id) AS ids, array_agg(a.value) AS vals
@@ -224,53 +277,7 @@ impl<'a, C: GenericClient> Snapshot<'a, C> {
 
     /// Decodes a row of [`OBJECT_COLUMNS`] (from `first` on).
     fn object(&self, r: &Row, first: usize) -> Result<Obj, StoreError> {
-        let id: ObjectId = r.get(first);
-        let ip: Option<&str> = r.get(first + 3);
-        let intern_ip = match ip {
-            None => Value::Null,
-            Some(t) => Value::Inet(parse_inet(t).ok_or_else(|| {
-                StoreError::Internal(format!("object {id}: stored intern_ip {t:?}"))
-            })?),
-        };
-        let mut attrs = BTreeMap::new();
-        let ids: Option<Vec<&str>> = r.get(first + 4);
-        let vals: Option<Vec<&str>> = r.get(first + 5);
-        for (attribute_id, text) in ids
-            .unwrap_or_default()
-            .into_iter()
-            .zip(vals.unwrap_or_default())
-        {
-            let Some(def) = self.catalog.schema.attribute(attribute_id) else {
-                continue;
-            };
-            let value = decode(def.attribute_type, text).map_err(|m| {
-                StoreError::Internal(format!("object {id}, attribute {attribute_id}: {m}"))
-            })?;
-            if def.is_multi() {
-                match attrs
-                    .entry(attribute_id.to_owned())
-                    .or_insert_with(|| Value::Set(Vec::new()))
-                {
-                    Value::Set(items) => items.push(value),
-                    other => *other = Value::Set(vec![value]),
-                }
-            } else {
-                attrs.insert(attribute_id.to_owned(), value);
-            }
-        }
-        for v in attrs.values_mut() {
-            if let Value::Set(items) = v {
-                items.sort();
-                items.dedup();
-            }
-        }
-        Ok(Obj {
-            id,
-            hostname: r.get(first + 1),
-            servertype: r.get(first + 2),
-            intern_ip,
-            attrs,
-        })
+        decode_object(&self.catalog.schema, r, first)
     }
 
     /// Loads the objects not yet cached (one round trip); unknown ids are

@@ -136,6 +136,21 @@ CREATE TABLE schema_log (
     changes jsonb NOT NULL
 );
 "#,
+    r#"
+-- Read caches (`cache`): every commit takes the next data version and
+-- lists the objects it wrote, so a server holding the data as of version
+-- v reloads just the objects of the rows after v. Rows older than
+-- `cache::KEPT_VERSIONS` are pruned; a cache further behind reloads all.
+CREATE TABLE data_version (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    version bigint NOT NULL
+);
+INSERT INTO data_version (version) VALUES (1);
+CREATE TABLE data_change (
+    version bigint PRIMARY KEY,
+    objects bigint[] NOT NULL
+);
+"#,
 ];
 
 /// The advisory lock key migrations run under ("herd" in ASCII).

@@ -16,7 +16,14 @@ use herd_store_postgres::{PgOptions, PgStore};
 fn one_connection_store() -> (PgStore, String) {
     let cluster = TempPostgres::shared().unwrap_or_else(|e| panic!("{e}"));
     let url = cluster.fresh_database().unwrap_or_else(|e| panic!("{e}"));
-    let store = PgStore::open(&url, &PgOptions { max_connections: 1 }).unwrap();
+    let store = PgStore::open(
+        &url,
+        &PgOptions {
+            max_connections: 1,
+            read_cache: false,
+        },
+    )
+    .unwrap();
     let mut host = Servertype::new("host", IpAddrType::Null);
     host.attributes.push(ServertypeAttribute::new("cores"));
     let mut guest = Servertype::new("guest", IpAddrType::Null);

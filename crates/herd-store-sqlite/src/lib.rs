@@ -18,7 +18,6 @@
 //! process (the auth store) may share the file.
 
 pub mod auth;
-mod dataset;
 mod plan;
 mod schema_change;
 mod sql;
@@ -33,7 +32,7 @@ use herd_model::{
 use herd_store::{Commit, SchemaChangeId, SchemaRecord, Store, StoreError, ValidationError};
 use rusqlite::Connection;
 
-use crate::dataset::Dataset;
+use herd_store_memory::Dataset;
 
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -188,10 +187,10 @@ impl Store for SqliteStore {
             return Err(StoreError::invalid("commit", "the commit changes nothing"));
         }
         let mut conn = self.conn()?;
-        let plan = self.read()?.plan(commit)?;
+        let plan = plan::Planner(&*self.read()?).plan(commit)?;
         let id = sql::write_commit(&mut conn, &plan, author, unix_now())
             .map_err(self.sql_error("writing the commit"))?;
-        self.write()?.apply(plan);
+        plan::apply(&mut *self.write()?, plan);
         Ok(id)
     }
 

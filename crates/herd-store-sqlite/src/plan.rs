@@ -12,7 +12,7 @@ use herd_model::{
 use herd_store::{StoreError, ValidationError};
 use ipnet::IpNet;
 
-use crate::dataset::{as_id, id_value, Dataset, Obj};
+use herd_store_memory::{as_id, id_value, Dataset, Obj};
 
 /// The new state of a created or changed object.
 pub(crate) struct Upsert {
@@ -37,7 +37,30 @@ fn rule(rule: &'static str, message: String) -> RuleError {
     RuleError { rule, message }
 }
 
-impl Dataset {
+/// Plans commits against a dataset (the in-memory dataset is another
+/// crate's type, so planning borrows it rather than extending it).
+pub(crate) struct Planner<'a>(pub &'a Dataset);
+
+impl std::ops::Deref for Planner<'_> {
+    type Target = Dataset;
+
+    fn deref(&self) -> &Dataset {
+        self.0
+    }
+}
+
+/// Applies a plan that has been written to the file.
+pub(crate) fn apply(data: &mut Dataset, plan: Plan) {
+    for obj in plan.deletes {
+        data.remove(obj.id);
+    }
+    for up in plan.upserts {
+        data.remove(up.object.id);
+        data.insert(up.object);
+    }
+}
+
+impl Planner<'_> {
     /// Plans a commit; the dataset is not changed.
     pub fn plan(&self, commit: &Commit) -> Result<Plan, StoreError> {
         let mut deleted: BTreeSet<ObjectId> = BTreeSet::new();
@@ -160,17 +183,6 @@ impl Dataset {
             deletes,
             history,
         })
-    }
-
-    /// Applies a plan that has been written to the file.
-    pub fn apply(&mut self, plan: Plan) {
-        for obj in plan.deletes {
-            self.remove(obj.id);
-        }
-        for up in plan.upserts {
-            self.remove(up.object.id);
-            self.insert(up.object);
-        }
     }
 
     /// Stored fields with relations as hostnames, for history.

@@ -9,7 +9,7 @@ use herd_model::{ObjectId, Schema, SchemaChange, Servertype, Value};
 use herd_store::schema_change::{check_schema_changes, StoredFacts};
 use herd_store::StoreError;
 
-use crate::dataset::{Dataset, Obj};
+use herd_store_memory::{Dataset, Obj};
 
 /// What a checked batch does: the schema after it, and the objects that
 /// lose values because their servertype no longer lists the attribute.

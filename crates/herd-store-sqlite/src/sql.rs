@@ -11,9 +11,9 @@ use herd_model::{
 use herd_store::{SchemaChangeId, SchemaRecord};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::dataset::{Dataset, Obj};
 use crate::plan::Plan;
 use crate::schema_change::SchemaPlan;
+use herd_store_memory::{Dataset, Obj};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the
 /// applied ones. Append, never edit.

@@ -158,7 +158,11 @@ pub fn open(db: &Path) -> Result<Opened, Exit> {
 }
 
 fn open_postgres(url: &str) -> Result<PgStore, Exit> {
-    PgStore::open(url, &PgOptions::default()).map_err(|e| Exit::new(exit::FAILURE, e.to_string()))
+    open_postgres_with(url, &PgOptions::default())
+}
+
+fn open_postgres_with(url: &str, options: &PgOptions) -> Result<PgStore, Exit> {
+    PgStore::open(url, options).map_err(|e| Exit::new(exit::FAILURE, e.to_string()))
 }
 
 fn store_error(context: &str, e: StoreError) -> Exit {
@@ -362,12 +366,17 @@ pub fn serve_postgres(
     addr: std::net::SocketAddr,
     body_limit: usize,
     flags: &super::users::AuthFlags,
+    read_cache: bool,
 ) -> anyhow::Result<Option<ExitCode>> {
     let Engine::Postgres(url) = Engine::parse(&db.to_string_lossy()) else {
         return Ok(None);
     };
     herd_server::init_logging();
-    let store = Arc::new(open_postgres(&url)?);
+    let options = PgOptions {
+        read_cache,
+        ..PgOptions::default()
+    };
+    let store = Arc::new(open_postgres_with(&url, &options)?);
     let settings = herd_server::Settings {
         body_limit,
         ..herd_server::Settings::default()

@@ -28,6 +28,12 @@ pub struct Args {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = herd_server::DEFAULT_BODY_LIMIT)]
     pub max_body: usize,
+    /// PostgreSQL only: answer every query in SQL instead of from this
+    /// server's in-memory copy of the objects (which costs about as much
+    /// memory as the SQLite engine's and is checked against the database
+    /// before each query).
+    #[arg(long, env = "HERD_NO_READ_CACHE")]
+    pub no_read_cache: bool,
     #[command(flatten)]
     pub auth: super::users::AuthFlags,
 }
@@ -48,7 +54,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             format!("--listen {listen:?} is not an address like 127.0.0.1:8740"),
         )
     })?;
-    if let Some(code) = super::db::serve_postgres(&db, addr, args.max_body, &args.auth)? {
+    if let Some(code) =
+        super::db::serve_postgres(&db, addr, args.max_body, &args.auth, !args.no_read_cache)?
+    {
         return Ok(code); // postgres://... (pg)
     }
     herd_server::init_logging();

@@ -1,9 +1,11 @@
-//! The in-memory projection of the SQLite file that queries run on: every
-//! object, one ordered index per stored attribute, and the derived
-//! (computed, related-via) attributes.
+//! The in-memory indexed dataset herd's store engines answer queries
+//! from: every object, one ordered index per stored attribute, and the
+//! derived (computed, related-via) attributes.
 //!
-//! The file is the source of truth; the dataset is rebuilt from it on start
-//! and changed only after a commit is durable, by the single writer.
+//! It owns matching, relation walks and result rendering (as objects or
+//! straight to JSON). It must not do I/O: an engine builds it from its
+//! source of truth (the SQLite file, a PostgreSQL database) and changes it
+//! only with what that source already holds.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +29,7 @@ use regex::Regex;
 
 /// One object as stored: relations hold `Number(object_id)`.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Obj {
+pub struct Obj {
     pub id: ObjectId,
     pub hostname: String,
     pub servertype: Arc<str>,
@@ -43,7 +45,7 @@ static NO_IDS: BTreeSet<ObjectId> = BTreeSet::new();
 
 /// An attribute of one servertype.
 #[derive(Debug)]
-pub(crate) struct AttributeInfo {
+pub struct AttributeInfo {
     /// `related_via_attribute`.
     pub via: Option<String>,
     pub attribute_type: AttributeType,
@@ -52,7 +54,7 @@ pub(crate) struct AttributeInfo {
 
 /// Per-servertype facts derived from the schema.
 #[derive(Debug, Default)]
-pub(crate) struct ServertypeInfo {
+pub struct ServertypeInfo {
     pub ip_addr_type: IpAddrType,
     /// Attribute id → what reading it needs (saves a schema lookup per
     /// value on the query path).
@@ -61,7 +63,7 @@ pub(crate) struct ServertypeInfo {
     pub order: Vec<String>,
 }
 
-pub(crate) struct Dataset {
+pub struct Dataset {
     pub schema: Schema,
     pub servertypes: HashMap<String, ServertypeInfo>,
     /// Compiled attribute `regexp`s.
@@ -819,13 +821,13 @@ impl Layouts<'_> {
     }
 }
 
-pub(crate) fn as_id(v: &Value) -> Option<ObjectId> {
+pub fn as_id(v: &Value) -> Option<ObjectId> {
     match v {
         Value::Number(n) => n.as_i64(),
         _ => None,
     }
 }
 
-pub(crate) fn id_value(id: ObjectId) -> Value {
+pub fn id_value(id: ObjectId) -> Value {
     Value::Number(Number::from_i64(id))
 }
