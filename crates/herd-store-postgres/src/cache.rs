@@ -12,10 +12,11 @@
 //! so an answer is never older than the newest commit that had finished
 //! when the query began (a client sees its own commits).
 //!
-//! The update counter is one row, so commits take their versions in the
-//! order they become visible: a commit holds the row's lock from taking
-//! its version to its end, and `SERIALIZABLE` makes a second commit that
-//! raced for it retry.
+//! The data version is one row, so commits take their versions in the
+//! order they become visible. Commits queue for it up front
+//! ([`DATA_LOCK`]) instead of racing for it: a `SERIALIZABLE` commit that
+//! updated the row after another had done so since its snapshot would
+//! fail, and under steady load some would fail every retry.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,6 +27,12 @@ use postgres::{GenericClient, Transaction};
 
 use crate::query::{attributes_join, decode_object, OBJECT_COLUMNS};
 use crate::{internal, sql, StoreError};
+
+/// A commit's first statement: it waits for the commits before it to end.
+/// `LOCK TABLE` takes no snapshot, so the transaction's snapshot (taken
+/// by its next statement) sees them, and its own update of the row can
+/// not conflict. Queries (`SELECT`) are not blocked by this mode.
+pub(crate) const DATA_LOCK: &str = "LOCK TABLE data_version IN EXCLUSIVE MODE";
 
 /// `data_change` rows kept behind the newest; a cache further behind
 /// reloads everything.

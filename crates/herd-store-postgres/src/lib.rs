@@ -218,9 +218,13 @@ impl PgStore {
     }
 
     /// Runs `f` in a `SERIALIZABLE` transaction, retrying it from the
-    /// start when PostgreSQL reports a serialization failure.
+    /// start when PostgreSQL reports a serialization failure. With
+    /// `data_lock`, the transaction first waits for the other commits'
+    /// (`cache::DATA_LOCK`), so it takes its snapshot after they ended and
+    /// its data version after theirs.
     fn write<T>(
         &self,
+        data_lock: bool,
         mut f: impl FnMut(&mut postgres::Transaction<'_>, &Catalog) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut client = self.client()?;
@@ -231,6 +235,9 @@ impl PgStore {
                     .isolation_level(IsolationLevel::Serializable)
                     .start()
                     .map_err(internal)?;
+                if data_lock {
+                    tx.batch_execute(cache::DATA_LOCK).map_err(internal)?;
+                }
                 let catalog = self.catalog(&mut tx)?;
                 let out = f(&mut tx, &catalog)?;
                 tx.commit().map_err(internal)?;
@@ -256,7 +263,7 @@ impl PgStore {
     /// objects with their ids, and history with its commit ids. See
     /// [`copy`].
     pub fn import(&self, data: &copy::Export) -> Result<(), StoreError> {
-        self.write(|tx, _| copy::import(tx, data))?;
+        self.write(false, |tx, _| copy::import(tx, data))?;
         // The schema changed under the cache's version number's nose.
         if let Ok(mut guard) = self.catalog.write() {
             *guard = None;
@@ -360,7 +367,9 @@ impl Store for PgStore {
 
     fn commit(&self, commit: &Commit, author: &str) -> Result<CommitId, StoreError> {
         let time = now();
-        self.write(|tx, catalog| commit::apply(tx, catalog, commit, author, time))
+        self.write(true, |tx, catalog| {
+            commit::apply(tx, catalog, commit, author, time)
+        })
     }
 
     fn new_object(&self, servertype: &str) -> Result<Object, StoreError> {
@@ -400,7 +409,9 @@ impl Store for PgStore {
         author: &str,
     ) -> Result<SchemaChangeId, StoreError> {
         let time = now();
-        self.write(|tx, catalog| schema::apply_batch(tx, catalog, changes, author, time))
+        self.write(false, |tx, catalog| {
+            schema::apply_batch(tx, catalog, changes, author, time)
+        })
     }
 
     fn schema_history(&self, limit: usize) -> Result<Vec<SchemaRecord>, StoreError> {

@@ -272,3 +272,61 @@ fn containment_filters_can_use_the_gist_index() {
         "{plan:#?}"
     );
 }
+
+#[test]
+fn commits_on_different_objects_through_two_servers_all_succeed() {
+    let url = fresh_url();
+    let servers: Vec<Arc<PgStore>> = vec![Arc::new(open(&url)), Arc::new(open(&url))];
+    counter_fixture(servers[0].as_ref());
+    let (workers, each) = (8, 20);
+    let barrier = Arc::new(Barrier::new(workers));
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let store = servers[w % 2].clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut o = Object::default();
+                o.fields.insert("hostname".into(), format!("own{w}").into());
+                o.fields.insert("servertype".into(), "thing".into());
+                o.fields.insert("counter".into(), Value::number(0));
+                let created = Commit {
+                    created: vec![o],
+                    ..Commit::default()
+                };
+                store.commit(&created, "test").unwrap();
+                let q = herd_model::parse_query(&format!("hostname=own{w}")).unwrap();
+                let id = store.query(&q).unwrap()[0].object_id().unwrap();
+                barrier.wait();
+                for i in 0..each {
+                    let commit = Commit {
+                        changed: vec![Change::new(id).update(
+                            "counter",
+                            Value::number(i),
+                            Value::number(i + 1),
+                        )],
+                        ..Commit::default()
+                    };
+                    if let Err(e) = store.commit(&commit, "test") {
+                        panic!("worker {w}, commit {i} of its own object failed: {e}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    for (i, server) in servers.iter().enumerate() {
+        let q = herd_model::parse_query("servertype=thing").unwrap();
+        let found: Vec<Object> = server
+            .query(&q)
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.hostname() != Some("thing1"))
+            .collect();
+        assert_eq!(found.len(), workers, "server {i}");
+        for o in found {
+            assert_eq!(o.get("counter"), Some(&Value::number(each)), "server {i}");
+        }
+    }
+}
