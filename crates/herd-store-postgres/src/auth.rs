@@ -1,8 +1,8 @@
 //! [`AuthStore`] on PostgreSQL: users, keys, tokens, ACL groups and the
 //! replay window's nonces, shared by every server on the database.
 //!
-//! `remember_nonce` is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE
-//! expired`: the primary key makes it atomic across servers, so of two
+//! `remember_nonce` is one statement (a bounded cleanup of expired nonces,
+//! then `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`): the primary key makes it atomic across servers, so of two
 //! servers seeing the same nonce exactly one accepts it.
 
 use herd_store::auth::{AclGroup, AttributeMode, AuthStore, StoredKey, StoredToken, User};
@@ -187,16 +187,13 @@ impl AuthStore for PgStore {
     }
 
     fn key_owners(&self, fingerprints: &[String]) -> Result<Vec<(String, User)>, StoreError> {
-        let rows = self
-            .client()?
-            .query(
-                "SELECT k.fingerprint, u.name, u.admin, u.read_only, u.disabled
-                 FROM unnest($1::text[]) WITH ORDINALITY f(fingerprint, n)
-                 JOIN auth_keys k USING (fingerprint)
-                 JOIN auth_users u ON u.name = k.user_name ORDER BY f.n",
-                &[&fingerprints],
-            )
-            .map_err(internal)?;
+        let rows = self.prepared(
+            "SELECT k.fingerprint, u.name, u.admin, u.read_only, u.disabled
+             FROM unnest($1::text[]) WITH ORDINALITY f(fingerprint, n)
+             JOIN auth_keys k USING (fingerprint)
+             JOIN auth_users u ON u.name = k.user_name ORDER BY f.n",
+            |c, statement| c.query(statement, &[&fingerprints]),
+        )?;
         Ok(rows.iter().map(|r| (r.get(0), user_of(r, 1))).collect())
     }
 
@@ -329,22 +326,19 @@ impl AuthStore for PgStore {
     }
 
     fn remember_nonce(&self, nonce: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
-        let mut c = self.client()?;
-        // Forget a few expired nonces on the way (bounded, so no request pays for all).
-        c.execute(
-            "DELETE FROM auth_nonces WHERE nonce IN
-                 (SELECT nonce FROM auth_nonces WHERE expires_at <= $1 LIMIT 100)",
-            &[&now],
-        )
-        .map_err(internal)?;
-        let recorded = c
-            .execute(
-                "INSERT INTO auth_nonces (nonce, expires_at) VALUES ($1, $2)
-                 ON CONFLICT (nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
-                 WHERE auth_nonces.expires_at <= $3",
-                &[&nonce, &expires_at, &now],
-            )
-            .map_err(internal)?;
+        // One statement, so one transaction and one WAL flush per request:
+        // forget a few expired nonces on the way (bounded, so no request
+        // pays for all; never the one being recorded, which the insert
+        // takes over when it has expired), then record this one.
+        let recorded = self.prepared(
+            "WITH forgotten AS (
+                 DELETE FROM auth_nonces WHERE nonce IN
+                     (SELECT nonce FROM auth_nonces WHERE expires_at <= $3 AND nonce <> $1 LIMIT 100))
+             INSERT INTO auth_nonces (nonce, expires_at) VALUES ($1, $2)
+             ON CONFLICT (nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
+             WHERE auth_nonces.expires_at <= $3",
+            |c, statement| c.execute(statement, &[&nonce, &expires_at, &now]),
+        )?;
         Ok(recorded == 1)
     }
 }

@@ -125,6 +125,25 @@ impl PgStore {
             .map_err(|e| StoreError::Internal(format!("cannot get a PostgreSQL connection: {e}")))
     }
 
+    /// Runs one statement on a pooled connection, prepared once per
+    /// connection (the per-request lookups of authentication: an unprepared
+    /// statement costs a second round trip every time).
+    fn prepared<T>(
+        &self,
+        sql: &str,
+        run: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut pooled = self.client()?;
+        let (client, statements) = pooled.parts();
+        let result = statements
+            .get(client, sql)
+            .and_then(|statement| run(client, &statement));
+        if result.is_err() {
+            statements.clear();
+        }
+        result.map_err(internal)
+    }
+
     /// The schema and its derived facts as of this transaction.
     fn catalog(&self, c: &mut impl GenericClient) -> Result<Arc<Catalog>, StoreError> {
         let version = sql::schema_version(c)?;

@@ -167,6 +167,15 @@ fn a_nonce_is_accepted_by_exactly_one_of_two_servers() {
     assert!(!servers[1].remember_nonce("nonce-0", 1_040, 1_010).unwrap());
     // After it expired, the nonce may be used again.
     assert!(servers[1].remember_nonce("nonce-0", 1_100, 1_031).unwrap());
+    // ... and recording it forgot the other expired ones on the way.
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let left: Vec<String> = client
+        .query("SELECT nonce FROM auth_nonces", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ["nonce-0"]);
 }
 
 #[test]
