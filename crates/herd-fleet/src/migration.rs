@@ -9,7 +9,7 @@ use crate::{FleetError, Hv};
 use herd_client::{Client, TrackedObject};
 use herd_migrate::exec::{self, Config, ExecError, Inventory, Notice, Report};
 use herd_migrate::gather::{self, Hosts};
-use herd_migrate::place;
+use herd_migrate::place::{self, Reservations};
 use herd_migrate::plan::{self, Plan, Refusal, Request};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -57,12 +57,23 @@ impl Move<'_> {
     /// Plan the move onto every reachable candidate and keep the one with
     /// the most room ([`place::choose`]); unreachable candidates drop out.
     pub fn plan_best(&self, candidates: &[Hv]) -> Result<Planned, FleetError> {
+        self.plan_best_beside(candidates, &Reservations::default())
+    }
+
+    /// [`Move::plan_best`] with the room of the moves in `held` (chosen,
+    /// not yet finished) taken off their destinations first.
+    pub fn plan_best_beside(
+        &self,
+        candidates: &[Hv],
+        held: &Reservations,
+    ) -> Result<Planned, FleetError> {
         let mut planned = Vec::new();
         for hv in candidates {
             let Ok(hosts) = Hosts::open(self.source, &hv.uri) else {
                 continue;
             };
-            let facts = gather::gather(&hosts, self.vm)?;
+            let mut facts = gather::gather(&hosts, self.vm)?;
+            held.apply(&mut facts);
             let plan = plan::plan(&facts, &self.request_to(Some(&hv.name)));
             planned.push((hv, facts, plan, hosts));
         }
@@ -157,6 +168,10 @@ pub struct Evacuation<'a> {
     /// Plan each VM, move none.
     pub dry_run: bool,
     pub runner: &'a Runner,
+    /// The room of the moves chosen and not yet finished (on a dry run:
+    /// of every VM planned so far), so VMs moving at once do not all pick
+    /// the destination that had room for one.
+    pub held: Mutex<Reservations>,
 }
 
 /// What became of one VM of an evacuation.
@@ -222,6 +237,9 @@ impl Evacuation<'_> {
     /// telling `observer` the migration's notices.
     pub fn one(&self, vm: &str, observer: &(dyn Fn(&Notice) + Sync)) -> Evacuated {
         let object = self.inventory.and_then(|c| c.get(vm).ok());
+        // Held from planning to holding the room, so that two workers do
+        // not both see the room one of them is about to take.
+        let mut held = lock(&self.held);
         let planned = Move {
             vm,
             source: self.source,
@@ -229,7 +247,7 @@ impl Evacuation<'_> {
             object: object.as_ref(),
             request: self.request,
         }
-        .plan_best(self.candidates);
+        .plan_best_beside(self.candidates, &held);
         let (plan, dest, mut hosts) = match planned {
             Ok(Planned {
                 plan: Ok(plan),
@@ -244,19 +262,29 @@ impl Evacuation<'_> {
             }
             Err(e) => return Evacuated::new(vm, Status::Refused, e.to_string()),
         };
+        // A dry run keeps every VM's room: the plans add up to where the
+        // whole evacuation would put them.
+        let reservation = held.hold(&plan);
+        drop(held);
         if self.dry_run {
             let mut planned = Evacuated::new(vm, Status::Planned, format!("-> {dest}"));
             planned.plan = Some(plan);
             return planned;
         }
+        let release = || lock(&self.held).release(&plan.destination, &reservation);
         if self.runner.cancelled() {
+            release();
             return Evacuated::new(vm, Status::Skipped, "interrupted");
         }
         let inventory = self
             .inventory
             .zip(object)
             .map(|(c, o)| MoveVm::new(c.clone(), o));
-        match self.runner.run(&plan, &mut hosts, inventory, observer) {
+        let outcome = self.runner.run(&plan, &mut hosts, inventory, observer);
+        // Moved: the destination's own figures show the VM from now on.
+        // Failed: it was undone, the room is free again.
+        release();
+        match outcome {
             Ok(r) => {
                 let secs = r.duration_ms as f64 / 1000.0;
                 let mut moved =

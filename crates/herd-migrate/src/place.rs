@@ -5,10 +5,98 @@
 //! headroom: how many more VMs of this size would still fit after the move,
 //! by memory and by disk, whichever is smaller. Ties go to the name first in
 //! order, so the choice is stable.
+//!
+//! Moves running at the same time (an evacuation with `--parallel`, or a
+//! dry run planning every VM before any moves) do not show in each other's
+//! facts yet: a [`Reservation`] is the room a chosen move will take, and
+//! [`Reservations`] subtracts the room of the moves still in flight from
+//! a destination's facts before the next VM is planned onto it.
+
+use std::collections::BTreeMap;
 
 use crate::facts::Facts;
-use crate::plan::{DestDisk, Plan, Refusal};
+use crate::plan::{DestDisk, Mode, Plan, Refusal};
 use serde::Serialize;
+
+/// The room one planned move takes on its destination: memory for a live
+/// move (a stopped VM takes none until it is started) and the bytes its
+/// new volumes will hold, per pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reservation {
+    pub memory: u64,
+    pub pools: BTreeMap<String, u64>,
+}
+
+impl Reservation {
+    pub fn of(plan: &Plan) -> Reservation {
+        let mut pools = BTreeMap::new();
+        for d in &plan.disks {
+            if let DestDisk::NewVolume { pool, .. } = &d.dest {
+                *pools.entry(pool.clone()).or_insert(0) += d.allocation;
+            }
+        }
+        Reservation {
+            memory: if plan.mode == Mode::Live {
+                plan.memory
+            } else {
+                0
+            },
+            pools,
+        }
+    }
+}
+
+/// The moves chosen but not yet finished, by destination URI (pure
+/// bookkeeping; the caller holds it across planning and moving).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reservations {
+    held: BTreeMap<String, Vec<Reservation>>,
+}
+
+impl Reservations {
+    /// The destination's facts as they will be once the moves held for it
+    /// have landed.
+    pub fn apply(&self, facts: &mut Facts) {
+        let Some(held) = self.held.get(&facts.destination.uri) else {
+            return;
+        };
+        for r in held {
+            facts.destination.free_memory = facts.destination.free_memory.saturating_sub(r.memory);
+            for pool in &mut facts.destination.pools {
+                if let Some(bytes) = r.pools.get(&pool.name) {
+                    pool.available = pool.available.saturating_sub(*bytes);
+                }
+            }
+        }
+    }
+
+    /// Holds the room of `plan` on its destination.
+    pub fn hold(&mut self, plan: &Plan) -> Reservation {
+        let r = Reservation::of(plan);
+        self.held
+            .entry(plan.destination.clone())
+            .or_default()
+            .push(r.clone());
+        r
+    }
+
+    /// Gives back one reservation held for `destination` (the move ended,
+    /// either way: its room now shows in the facts, or was freed).
+    pub fn release(&mut self, destination: &str, reservation: &Reservation) {
+        if let Some(held) = self.held.get_mut(destination) {
+            if let Some(i) = held.iter().position(|r| r == reservation) {
+                held.swap_remove(i);
+            }
+            if held.is_empty() {
+                self.held.remove(destination);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
 
 /// One hypervisor the VM could move to, as planned.
 pub struct Candidate<'a> {
@@ -175,6 +263,77 @@ mod tests {
             }
             (got, want) => panic!("got {:?}, want {want:?}", got.map(|i| options[i].name)),
         }
+    }
+
+    #[test]
+    fn held_moves_shrink_the_destination_until_released() {
+        let a = facts("a", 4 * GIB, 100 * GIB);
+        let plan_a = plan(&a, &Request::default()).unwrap();
+        let mut held = Reservations::default();
+        let r = held.hold(&plan_a);
+        assert_eq!(r.memory, GIB, "a live move takes the VM's memory");
+        assert_eq!(r.pools.get("default"), Some(&GIB), "and its allocation");
+
+        let mut seen = a.clone();
+        held.apply(&mut seen);
+        assert_eq!(seen.destination.free_memory, 3 * GIB);
+        assert_eq!(seen.destination.pools[0].available, 99 * GIB);
+        // Other destinations are untouched.
+        let mut b = facts("b", 4 * GIB, 100 * GIB);
+        held.apply(&mut b);
+        assert_eq!(b.destination.free_memory, 4 * GIB);
+
+        held.release(&plan_a.destination, &r);
+        assert!(held.is_empty());
+        let mut again = a.clone();
+        held.apply(&mut again);
+        assert_eq!(again, a);
+    }
+
+    #[test]
+    fn two_moves_planned_together_spread_over_equal_hosts() {
+        // a and b are alike: the first VM goes to a (by name); with its
+        // room held, the second goes to b, where alone it would go to a.
+        let mut held = Reservations::default();
+        let mut chosen = Vec::new();
+        for _ in 0..2 {
+            let mut candidates = [
+                ("a", facts("a", 4 * GIB, 100 * GIB)),
+                ("b", facts("b", 4 * GIB, 100 * GIB)),
+            ];
+            for (_, f) in &mut candidates {
+                held.apply(f);
+            }
+            let plans: Vec<_> = candidates
+                .iter()
+                .map(|(_, f)| plan(f, &Request::default()))
+                .collect();
+            let options: Vec<Candidate> = candidates
+                .iter()
+                .zip(&plans)
+                .map(|((name, f), p)| Candidate {
+                    name,
+                    facts: f,
+                    plan: p.as_ref(),
+                })
+                .collect();
+            let i = choose("vm1", &options).unwrap();
+            held.hold(plans[i].as_ref().unwrap());
+            chosen.push(candidates[i].0);
+        }
+        assert_eq!(chosen, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_destination_filled_by_held_moves_refuses_the_next() {
+        // Room for one 1 GiB VM: the second plan onto it is refused.
+        let mut held = Reservations::default();
+        let first = plan(&facts("a", GIB + GIB / 2, 100 * GIB), &Request::default()).unwrap();
+        held.hold(&first);
+        let mut f = facts("a", GIB + GIB / 2, 100 * GIB);
+        held.apply(&mut f);
+        let refused = plan(&f, &Request::default()).unwrap_err();
+        assert!(refused.to_string().contains("free memory"), "{refused}");
     }
 
     #[test]

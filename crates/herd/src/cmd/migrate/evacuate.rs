@@ -51,6 +51,7 @@ pub fn evacuate(global: &Global, args: EvacuateArgs) -> anyhow::Result<ExitCode>
         inventory: inv.as_ref(),
         dry_run: options.dry_run,
         runner: &runner,
+        held: Default::default(),
     };
     let results = migration::evacuate(&vms, args.parallel, |vm| {
         let ui = Ui::new(options.json, Some(vm.to_string()));
