@@ -241,7 +241,11 @@ mod tests {
         }
     }
 
-    fn check(candidates: &[(&str, Facts)], expect: Result<&str, &[&str]>) {
+    /// Plans vm1 onto every candidate and chooses: the plans, and the
+    /// index of the chosen one or every refusal.
+    fn plan_and_choose(
+        candidates: &[(&str, Facts)],
+    ) -> (Vec<Result<Plan, Refusal>>, Result<usize, NoDestination>) {
         let plans: Vec<_> = candidates
             .iter()
             .map(|(_, f)| plan(f, &Request::default()))
@@ -255,13 +259,19 @@ mod tests {
                 plan: p.as_ref(),
             })
             .collect();
-        match (choose("vm1", &options), expect) {
-            (Ok(i), Ok(name)) => assert_eq!(options[i].name, name),
+        let chosen = choose("vm1", &options);
+        (plans, chosen)
+    }
+
+    fn check(candidates: &[(&str, Facts)], expect: Result<&str, &[&str]>) {
+        let name = |i: usize| candidates[i].0;
+        match (plan_and_choose(candidates).1, expect) {
+            (Ok(i), Ok(want)) => assert_eq!(name(i), want),
             (Err(e), Err(names)) => {
                 let got: Vec<&str> = e.rejected.iter().map(|(n, _)| n.as_str()).collect();
                 assert_eq!(got, names);
             }
-            (got, want) => panic!("got {:?}, want {want:?}", got.map(|i| options[i].name)),
+            (got, want) => panic!("got {:?}, want {want:?}", got.map(name)),
         }
     }
 
@@ -304,20 +314,8 @@ mod tests {
             for (_, f) in &mut candidates {
                 held.apply(f);
             }
-            let plans: Vec<_> = candidates
-                .iter()
-                .map(|(_, f)| plan(f, &Request::default()))
-                .collect();
-            let options: Vec<Candidate> = candidates
-                .iter()
-                .zip(&plans)
-                .map(|((name, f), p)| Candidate {
-                    name,
-                    facts: f,
-                    plan: p.as_ref(),
-                })
-                .collect();
-            let i = choose("vm1", &options).unwrap();
+            let (plans, i) = plan_and_choose(&candidates);
+            let i = i.unwrap();
             held.hold(plans[i].as_ref().unwrap());
             chosen.push(candidates[i].0);
         }

@@ -31,10 +31,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use herd_model::{
-    compile, ChangeKind, CommitId, CommitRecord, CompiledQuery, Datetime, DatetimeJson, Object,
-    ObjectChange, ObjectId, Query, Schema, SchemaChange, Value,
+    ChangeKind, CommitId, CommitRecord, Datetime, DatetimeJson, Object, ObjectChange, ObjectId,
+    Query, Schema, SchemaChange, Value,
 };
-use herd_store::{Commit, SchemaChangeId, SchemaRecord, Store, StoreError, ValidationError};
+use herd_store::{
+    compile_query, Commit, SchemaChangeId, SchemaRecord, Store, StoreError, ValidationError,
+};
 use herd_store_memory::Dataset;
 use postgres::{GenericClient, IsolationLevel};
 
@@ -176,12 +178,7 @@ impl PgStore {
         f: impl FnOnce(&mut postgres::Transaction<'_>, &Catalog) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut client = self.client()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(internal)?;
+        let mut tx = read_only(&mut client)?;
         let catalog = self.catalog(&mut tx)?;
         let out = f(&mut tx, &catalog)?;
         tx.commit().map_err(internal)?;
@@ -223,12 +220,7 @@ impl PgStore {
         if let Some(out) = cache.read(schema_version, data_version, &f)? {
             return Ok(out);
         }
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(internal)?;
+        let mut tx = read_only(client)?;
         cache.refresh(&mut tx, schema_version, data_version)?;
         tx.commit().map_err(internal)?;
         cache
@@ -305,6 +297,16 @@ impl PgStore {
     }
 }
 
+/// A `REPEATABLE READ READ ONLY` transaction: one snapshot for all it reads.
+fn read_only(client: &mut postgres::Client) -> Result<postgres::Transaction<'_>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(internal)
+}
+
 /// SQLSTATE 40001 (serialization_failure) and 40P01 (deadlock_detected).
 const RETRY_MARK: &str = "serialization failure, retry: ";
 
@@ -341,15 +343,6 @@ pub fn redact(url: &str) -> String {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
     }
-}
-
-/// Checks a query against the schema, as a validation error naming the attribute.
-fn compile_query(query: &Query, schema: &Schema) -> Result<CompiledQuery, StoreError> {
-    compile(query, schema).map_err(|e| {
-        let mut v = ValidationError::new("query", e.message);
-        v.attribute = e.attribute;
-        StoreError::Validation(v)
-    })
 }
 
 fn now() -> i64 {

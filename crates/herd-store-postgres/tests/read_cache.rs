@@ -100,6 +100,14 @@ fn set_counter(store: &dyn Store, id: i64, old: i64, new: i64) {
     store.commit(&commit, "test").unwrap();
 }
 
+fn delete(store: &dyn Store, id: i64) {
+    let commit = Commit {
+        deleted: vec![id],
+        ..Commit::default()
+    };
+    store.commit(&commit, "test").unwrap();
+}
+
 #[test]
 fn a_server_answers_what_another_server_committed() {
     let (a, b, _) = two_servers();
@@ -115,14 +123,7 @@ fn a_server_answers_what_another_server_committed() {
     let two = create(&b, "thing2", 7);
     assert_eq!(a.hostnames("servertype=thing"), ["thing1", "thing2"]);
 
-    b.commit(
-        &Commit {
-            deleted: vec![one],
-            ..Commit::default()
-        },
-        "test",
-    )
-    .unwrap();
+    delete(&b, one);
     assert_eq!(a.hostnames("servertype=thing"), ["thing2"]);
     assert!(a.hostnames("hostname=thing1").is_empty());
 
@@ -183,14 +184,7 @@ fn the_change_log_keeps_one_row_per_commit() {
     let one = create(&b, "thing1", 0);
     let two = create(&b, "thing2", 0);
     set_counter(&b, two, 0, 1);
-    b.commit(
-        &Commit {
-            deleted: vec![one],
-            ..Commit::default()
-        },
-        "test",
-    )
-    .unwrap();
+    delete(&b, one);
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let rows: Vec<(i64, Vec<i64>)> = client
         .query(

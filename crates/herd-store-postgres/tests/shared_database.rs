@@ -64,6 +64,25 @@ fn counter(store: &dyn Store) -> i64 {
     }
 }
 
+/// Runs `work(w, server, barrier)` on `workers` threads at once, worker
+/// `w` on server `w % 2`; every worker must reach the barrier once.
+fn on_two_servers<T: Send>(
+    servers: &[PgStore; 2],
+    workers: usize,
+    work: impl Fn(usize, &PgStore, &Barrier) -> T + Sync,
+) -> Vec<T> {
+    let barrier = Barrier::new(workers);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (work, barrier) = (&work, &barrier);
+                s.spawn(move || work(w, &servers[w % 2], barrier))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 #[test]
 fn servers_starting_together_apply_each_migration_once() {
     let url = fresh_url();
@@ -91,44 +110,38 @@ fn servers_starting_together_apply_each_migration_once() {
 #[test]
 fn increments_through_two_servers_are_never_lost() {
     let url = fresh_url();
-    let servers: Vec<Arc<PgStore>> = vec![Arc::new(open(&url)), Arc::new(open(&url))];
-    let id = counter_fixture(servers[0].as_ref());
+    let servers = [open(&url), open(&url)];
+    let id = counter_fixture(&servers[0]);
     let (workers, each) = (6, 15);
-    let barrier = Arc::new(Barrier::new(workers));
-    let handles: Vec<_> = (0..workers)
-        .map(|w| {
-            let store = servers[w % 2].clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                let mut conflicts = 0;
-                let mut done = 0;
-                while done < each {
-                    let old = counter(store.as_ref());
-                    let commit = Commit {
-                        changed: vec![Change::new(id).update(
-                            "counter",
-                            Value::number(old),
-                            Value::number(old + 1),
-                        )],
-                        ..Commit::default()
-                    };
-                    match store.commit(&commit, &format!("worker {w}")) {
-                        Ok(_) => done += 1,
-                        Err(StoreError::Conflict(m)) => {
-                            assert!(m.contains("counter") || m.contains("same data"), "{m}");
-                            conflicts += 1;
-                        }
-                        Err(e) => panic!("worker {w}: {e}"),
-                    }
+    let conflicts: usize = on_two_servers(&servers, workers, |w, store, barrier| {
+        barrier.wait();
+        let mut conflicts = 0;
+        let mut done = 0;
+        while done < each {
+            let old = counter(store);
+            let commit = Commit {
+                changed: vec![Change::new(id).update(
+                    "counter",
+                    Value::number(old),
+                    Value::number(old + 1),
+                )],
+                ..Commit::default()
+            };
+            match store.commit(&commit, &format!("worker {w}")) {
+                Ok(_) => done += 1,
+                Err(StoreError::Conflict(m)) => {
+                    assert!(m.contains("counter") || m.contains("same data"), "{m}");
+                    conflicts += 1;
                 }
-                conflicts
-            })
-        })
-        .collect();
-    let conflicts: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+                Err(e) => panic!("worker {w}: {e}"),
+            }
+        }
+        conflicts
+    })
+    .into_iter()
+    .sum();
     let total = (workers * each) as i64;
-    assert_eq!(counter(servers[1].as_ref()), total);
+    assert_eq!(counter(&servers[1]), total);
     // Every successful increment is one commit in the object's history.
     let history = servers[0].object_history(id).unwrap();
     assert_eq!(history.len() as i64, total + 1);
@@ -285,46 +298,36 @@ fn containment_filters_can_use_the_gist_index() {
 #[test]
 fn commits_on_different_objects_through_two_servers_all_succeed() {
     let url = fresh_url();
-    let servers: Vec<Arc<PgStore>> = vec![Arc::new(open(&url)), Arc::new(open(&url))];
-    counter_fixture(servers[0].as_ref());
+    let servers = [open(&url), open(&url)];
+    counter_fixture(&servers[0]);
     let (workers, each) = (8, 20);
-    let barrier = Arc::new(Barrier::new(workers));
-    let handles: Vec<_> = (0..workers)
-        .map(|w| {
-            let store = servers[w % 2].clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                let mut o = Object::default();
-                o.fields.insert("hostname".into(), format!("own{w}").into());
-                o.fields.insert("servertype".into(), "thing".into());
-                o.fields.insert("counter".into(), Value::number(0));
-                let created = Commit {
-                    created: vec![o],
-                    ..Commit::default()
-                };
-                store.commit(&created, "test").unwrap();
-                let q = herd_model::parse_query(&format!("hostname=own{w}")).unwrap();
-                let id = store.query(&q).unwrap()[0].object_id().unwrap();
-                barrier.wait();
-                for i in 0..each {
-                    let commit = Commit {
-                        changed: vec![Change::new(id).update(
-                            "counter",
-                            Value::number(i),
-                            Value::number(i + 1),
-                        )],
-                        ..Commit::default()
-                    };
-                    if let Err(e) = store.commit(&commit, "test") {
-                        panic!("worker {w}, commit {i} of its own object failed: {e}");
-                    }
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    on_two_servers(&servers, workers, |w, store, barrier| {
+        let mut o = Object::default();
+        o.fields.insert("hostname".into(), format!("own{w}").into());
+        o.fields.insert("servertype".into(), "thing".into());
+        o.fields.insert("counter".into(), Value::number(0));
+        let created = Commit {
+            created: vec![o],
+            ..Commit::default()
+        };
+        store.commit(&created, "test").unwrap();
+        let q = herd_model::parse_query(&format!("hostname=own{w}")).unwrap();
+        let id = store.query(&q).unwrap()[0].object_id().unwrap();
+        barrier.wait();
+        for i in 0..each {
+            let commit = Commit {
+                changed: vec![Change::new(id).update(
+                    "counter",
+                    Value::number(i),
+                    Value::number(i + 1),
+                )],
+                ..Commit::default()
+            };
+            if let Err(e) = store.commit(&commit, "test") {
+                panic!("worker {w}, commit {i} of its own object failed: {e}");
+            }
+        }
+    });
     for (i, server) in servers.iter().enumerate() {
         let q = herd_model::parse_query("servertype=thing").unwrap();
         let found: Vec<Object> = server

@@ -26,10 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use herd_model::{
-    compile, CommitId, CommitRecord, Object, ObjectId, Query, Schema, SchemaChange, Value,
-};
-use herd_store::{Commit, SchemaChangeId, SchemaRecord, Store, StoreError, ValidationError};
+use herd_model::{CommitId, CommitRecord, Object, ObjectId, Query, Schema, SchemaChange, Value};
+use herd_store::{compile_query, Commit, SchemaChangeId, SchemaRecord, Store, StoreError};
 use rusqlite::Connection;
 
 use herd_store_memory::Dataset;
@@ -148,15 +146,6 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Checks a query against the schema, as a validation error naming the attribute.
-fn compile_query(query: &Query, schema: &Schema) -> Result<herd_model::CompiledQuery, StoreError> {
-    compile(query, schema).map_err(|e| {
-        let mut v = ValidationError::new("query", e.message);
-        v.attribute = e.attribute;
-        StoreError::Validation(v)
-    })
 }
 
 impl Store for SqliteStore {

@@ -127,6 +127,19 @@ pub struct SchemaRecord {
     pub changes: Vec<SchemaChange>,
 }
 
+/// Checks a query against the schema ([`herd_model::compile`]); a refusal
+/// is a validation error (400) of rule `query` naming the attribute.
+pub fn compile_query(
+    query: &Query,
+    schema: &Schema,
+) -> Result<herd_model::CompiledQuery, StoreError> {
+    herd_model::compile(query, schema).map_err(|e| {
+        let mut v = ValidationError::new("query", e.message);
+        v.attribute = e.attribute;
+        StoreError::Validation(v)
+    })
+}
+
 /// Refuses an empty batch of schema changes.
 pub fn empty_schema_batch() -> StoreError {
     StoreError::invalid(
