@@ -15,7 +15,7 @@ use crate::libvirt::{self, CopyError, JobSample};
 use crate::machine::{
     self, Action, Cleanup, Event, Failure, Moved, State, Stats, Undo, Whereabouts,
 };
-use crate::plan::{live_flags, DestDisk, Mode, Plan};
+use crate::plan::{live_flags, DestDisk, Mode, Plan, Step};
 use crate::xml;
 use serde::Serialize;
 use std::io::Write;
@@ -311,12 +311,7 @@ fn lock(plan: &Plan, hosts: &Hosts, owner: &str) -> Event {
             );
         }
     }
-    let lock = LockFacts {
-        owner: owner.to_string(),
-        destination: plan.destination.clone(),
-        since: unix_now(),
-        created: vec![],
-    };
+    let lock = lock_of(plan, owner, unix_now());
     let flags = domain_affect(&dom);
     match dom.set_metadata(
         sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
@@ -328,6 +323,27 @@ fn lock(plan: &Plan, hosts: &Hosts, owner: &str) -> Event {
         Ok(()) => Event::Locked(lock),
         Err(e) => failed("lock", e),
     }
+}
+
+/// The lock a run of `plan` takes: besides who and where to, what the move
+/// finishes with once the VM is on the destination (the source volumes it
+/// deletes, the inventory change), so `--break-lock` there can finish it.
+pub fn lock_of(plan: &Plan, owner: &str, since: u64) -> LockFacts {
+    let mut lock = LockFacts {
+        owner: owner.to_string(),
+        destination: plan.destination.clone(),
+        source: plan.source.clone(),
+        since,
+        ..LockFacts::default()
+    };
+    for step in &plan.steps {
+        match step {
+            Step::DeleteSourceVolume { pool, name } => lock.finish.push(format!("{pool}/{name}")),
+            Step::UpdateInventory { from, to } => lock.inventory = Some((from.clone(), to.clone())),
+            _ => {}
+        }
+    }
+    lock
 }
 
 /// Record in the lock which destination volumes exist because of us, so a
@@ -968,16 +984,34 @@ pub struct BrokenLock {
     pub lock: LockFacts,
     /// Destination volumes the dead process had created, now deleted.
     pub deleted: Vec<String>,
-    /// Volumes left alone, with why and how to finish by hand.
+    /// The VM had reached the destination: the move was finished here.
+    pub finished: bool,
+    /// Source volumes deleted to finish the move.
+    pub deleted_on_source: Vec<String>,
+    /// The inventory change made to finish the move (`from`, `to`).
+    pub inventory: Option<(String, String)>,
+    /// What was left alone, with why and how to finish it by hand.
     pub kept: Vec<String>,
 }
 
-/// Remove a stale herd lock from a VM on `conn` (its source), after checking
-/// no herd process works on it. A migration job still running for the dead
-/// process is aborted first. The destination volumes the lock lists
-/// (created by the process that died) are deleted when the VM still runs on
-/// the source and no domain of its UUID exists on the destination.
-pub fn break_lock(conn: &Connect, vm: &str) -> Result<Option<BrokenLock>, virt::error::Error> {
+/// Remove a stale herd lock from a VM on `conn`, after checking no herd
+/// process works on it. A migration job still running for the dead process
+/// is aborted first.
+///
+/// On the source (the VM did not move): the destination volumes the lock
+/// lists (created by the process that died) are deleted when the VM still
+/// runs on the source and no domain of its UUID exists on the destination.
+///
+/// On the destination (the process died after the move, before finishing
+/// it: the lock travelled with the VM): when the VM is defined here and no
+/// longer on the source, the move is finished as the process would have:
+/// the source volumes it listed are deleted unless a domain on the source
+/// still uses them, and `inventory` gets the `hypervisor` change.
+pub fn break_lock(
+    conn: &Connect,
+    vm: &str,
+    inventory: Option<&mut dyn Inventory>,
+) -> Result<Option<BrokenLock>, virt::error::Error> {
     let dom = conn.lookup_domain_by_name(vm)?;
     let Some(lock) = dom
         .metadata(
@@ -999,8 +1033,20 @@ pub fn break_lock(conn: &Connect, vm: &str) -> Result<Option<BrokenLock>, virt::
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    let mut deleted = Vec::new();
-    let mut kept = Vec::new();
+    let mut broken = BrokenLock {
+        lock: lock.clone(),
+        deleted: Vec::new(),
+        finished: false,
+        deleted_on_source: Vec::new(),
+        inventory: None,
+        kept: Vec::new(),
+    };
+    if let Some(source) = arrived(&dom, &lock) {
+        finish(&source, vm, &lock, inventory, &mut broken);
+        unlock(&dom)?;
+        return Ok(Some(broken));
+    }
+    let (deleted, kept) = (&mut broken.deleted, &mut broken.kept);
     if !lock.created.is_empty() {
         let by_hand = |v: &str, why: &str| {
             let (pool, name) = v.split_once('/').unwrap_or(("default", v));
@@ -1043,11 +1089,95 @@ pub fn break_lock(conn: &Connect, vm: &str) -> Result<Option<BrokenLock>, virt::
         }
     }
     unlock(&dom)?;
-    Ok(Some(BrokenLock {
-        lock,
-        deleted,
-        kept,
-    }))
+    Ok(Some(broken))
+}
+
+/// The source's connection when `dom` (found where `--break-lock` looked)
+/// is the moved VM: persistent here, and no domain of its UUID left on the
+/// source the lock names. `None` when any of that is not so, or can not be
+/// told (an older lock without its source, an unreachable source).
+fn arrived(dom: &Domain, lock: &LockFacts) -> Option<Connect> {
+    if lock.source.is_empty() || !dom.is_persistent().unwrap_or(false) {
+        return None;
+    }
+    let uuid = dom.uuid_string().ok()?;
+    let source = libvirt::open(&lock.source).ok()?;
+    match source.lookup_domain_by_uuid_string(&uuid) {
+        Err(e) if libvirt::is_missing(&e) => Some(source),
+        _ => None,
+    }
+}
+
+/// Finishes a move whose VM is on the destination: what the executor's
+/// cleanup would have done after `verify`.
+fn finish(
+    source: &Connect,
+    vm: &str,
+    lock: &LockFacts,
+    inventory: Option<&mut dyn Inventory>,
+    broken: &mut BrokenLock,
+) {
+    broken.finished = true;
+    let by_hand = |v: &str, why: &str| {
+        let (pool, name) = v.split_once('/').unwrap_or(("default", v));
+        format!(
+            "source volume {v} kept ({why}): delete it with `virsh -c '{}' vol-delete --pool {pool} {name}` once you are sure",
+            lock.source
+        )
+    };
+    // Paths that a domain still defined on the source uses: never deleted.
+    let in_use: Result<Vec<String>, virt::error::Error> = source.list_all_domains(0).map(|ds| {
+        ds.iter()
+            .flat_map(|d| {
+                [
+                    d.xml_desc(0).ok(),
+                    d.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).ok(),
+                ]
+            })
+            .flatten()
+            .collect()
+    });
+    for v in &lock.finish {
+        let (pool, name) = v.split_once('/').unwrap_or(("default", v));
+        let vol = source.lookup_storage_pool_by_name(pool).and_then(|p| {
+            let _ = p.refresh(0);
+            p.lookup_storage_vol_by_name(name)
+        });
+        let vol = match vol {
+            Ok(vol) => vol,
+            Err(e) if libvirt::is_missing(&e) => continue, // already gone
+            Err(e) => {
+                broken.kept.push(by_hand(v, e.message()));
+                continue;
+            }
+        };
+        let path = vol.path().unwrap_or_default();
+        match &in_use {
+            Err(e) => broken.kept.push(by_hand(
+                v,
+                &format!("cannot list the source's domains: {}", e.message()),
+            )),
+            Ok(xmls)
+                if path.is_empty() || xmls.iter().any(|x| x.contains(&format!("'{path}'"))) =>
+            {
+                broken
+                    .kept
+                    .push(by_hand(v, "a domain on the source uses it"))
+            }
+            Ok(_) => match vol.delete(0) {
+                Ok(()) => broken.deleted_on_source.push(v.clone()),
+                Err(e) => broken.kept.push(by_hand(v, e.message())),
+            },
+        }
+    }
+    if let (Some((from, to)), Some(inv)) = (&lock.inventory, inventory) {
+        match inv.move_vm(vm, from, to) {
+            Ok(()) => broken.inventory = Some((from.clone(), to.clone())),
+            Err(e) => broken.kept.push(format!(
+                "the inventory still says {from} ({e}): set it with `herd set {vm} hypervisor={to}`"
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

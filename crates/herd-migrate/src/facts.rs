@@ -107,7 +107,7 @@ pub struct VmFacts {
 
 /// A herd lock on a VM, kept in the domain's metadata so that it survives a
 /// crash of the herd process that took it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LockFacts {
     /// What took the lock, e.g. `herd pid 4242 on admin1`.
     pub owner: String,
@@ -119,6 +119,17 @@ pub struct LockFacts {
     /// what `--break-lock` deletes when that process died mid-way.
     #[serde(default)]
     pub created: Vec<String>,
+    /// Where the VM came from (empty in locks of older herds).
+    #[serde(default)]
+    pub source: String,
+    /// Source volumes (`pool/name`) the move deletes once the VM is on the
+    /// destination: what `--break-lock` on the destination finishes when
+    /// the process died after the move.
+    #[serde(default)]
+    pub finish: Vec<String>,
+    /// The inventory's `hypervisor` change `(from, to)` the move ends with.
+    #[serde(default)]
+    pub inventory: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

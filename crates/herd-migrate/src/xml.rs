@@ -162,16 +162,22 @@ fn parse_interface(iface: Node) -> InterfaceFacts {
 /// herd's lock element: `<lock owner='..' destination='..' since='..'>`
 /// with one `<created volume='pool/name'/>` per destination volume created.
 pub fn lock_element(lock: &LockFacts) -> String {
-    let created: String = lock
-        .created
-        .iter()
-        .map(|v| format!("<created volume='{}'/>", escape(v)))
-        .collect();
+    let volumes = |tag: &str, list: &[String]| -> String {
+        list.iter()
+            .map(|v| format!("<{tag} volume='{}'/>", escape(v)))
+            .collect()
+    };
+    let inventory = lock.inventory.as_ref().map_or(String::new(), |(from, to)| {
+        format!("<inventory from='{}' to='{}'/>", escape(from), escape(to))
+    });
     format!(
-        "<lock owner='{}' destination='{}' since='{}'>{created}</lock>",
+        "<lock owner='{}' destination='{}' source='{}' since='{}'>{}{}{inventory}</lock>",
         escape(&lock.owner),
         escape(&lock.destination),
-        lock.since
+        escape(&lock.source),
+        lock.since,
+        volumes("created", &lock.created),
+        volumes("finish", &lock.finish),
     )
 }
 
@@ -185,6 +191,12 @@ fn parse_lock_node(node: Node) -> Option<LockFacts> {
     if node.tag_name().name() != "lock" {
         return None;
     }
+    let volumes = |tag: &str| -> Vec<String> {
+        node.children()
+            .filter(|c| c.is_element() && c.tag_name().name() == tag)
+            .filter_map(|c| c.attribute("volume").map(String::from))
+            .collect()
+    };
     Some(LockFacts {
         owner: node.attribute("owner").unwrap_or_default().to_string(),
         destination: node
@@ -195,11 +207,13 @@ fn parse_lock_node(node: Node) -> Option<LockFacts> {
             .attribute("since")
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
-        created: node
+        created: volumes("created"),
+        source: node.attribute("source").unwrap_or_default().to_string(),
+        finish: volumes("finish"),
+        inventory: node
             .children()
-            .filter(|c| c.is_element() && c.tag_name().name() == "created")
-            .filter_map(|c| c.attribute("volume").map(String::from))
-            .collect(),
+            .find(|c| c.is_element() && c.tag_name().name() == "inventory")
+            .and_then(|c| Some((c.attribute("from")?.into(), c.attribute("to")?.into()))),
     })
 }
 
@@ -513,8 +527,21 @@ mod tests {
             destination: "qemu+unix:///system?socket=/x".into(),
             since: 42,
             created: vec!["default/vm1.qcow2".into(), "default/vm1-b.qcow2".into()],
+            source: "qemu:///system".into(),
+            finish: vec!["images/vm1.qcow2".into()],
+            inventory: Some(("hv'1".into(), "hv2".into())),
         };
         assert_eq!(parse_lock(&lock_element(&lock)), Some(lock));
+    }
+
+    #[test]
+    fn a_lock_of_an_older_herd_still_reads() {
+        let old = "<lock owner='herd pid 1 on a' destination='qemu:///b' since='7'>\
+                   <created volume='default/vm1.qcow2'/></lock>";
+        let lock = parse_lock(old).unwrap();
+        assert_eq!(lock.created, ["default/vm1.qcow2"]);
+        assert_eq!((lock.source.as_str(), lock.finish.len()), ("", 0));
+        assert_eq!(lock.inventory, None);
     }
 
     #[test]

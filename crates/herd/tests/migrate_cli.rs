@@ -425,3 +425,104 @@ fn herd_killed_mid_migration_leaves_a_lock_that_break_lock_cleans_up() {
     assert_exit(&out, 0);
     assert_eq!(world.hypervisor_of("cvm4"), Some(Value::from("hv2")));
 }
+
+/// What herd leaves behind when it dies right after libvirt moved the VM,
+/// before finishing: its lock (taken on the source, naming the source
+/// volume to delete and the inventory change) travelled with the VM to
+/// hv2, the source volume is still on hv1, the inventory still says hv1.
+fn moved_by_a_herd_that_died(world: &World, vm: &str) {
+    let (hv1, hv2) = (&world.hosts[0].uri, &world.hosts[1].uri);
+    let lock = herd_migrate::facts::LockFacts {
+        owner: "herd pid 1 on gone".into(),
+        destination: hv2.clone(),
+        source: hv1.clone(),
+        since: 1,
+        finish: vec![format!("default/{vm}-vda.qcow2")],
+        inventory: Some(("hv1".into(), "hv2".into())),
+        ..Default::default()
+    };
+    let element = herd_migrate::xml::lock_element(&lock);
+    world.virsh(
+        0,
+        &[
+            "metadata",
+            vm,
+            "--uri",
+            herd_migrate::xml::HERD_NS,
+            "--key",
+            herd_migrate::xml::HERD_PREFIX,
+            "--set",
+            &element,
+            "--live",
+            "--config",
+        ],
+    );
+    world.virsh(
+        0,
+        &[
+            "migrate",
+            "--live",
+            "--persistent",
+            "--undefinesource",
+            "--copy-storage-all",
+            "--migrateuri",
+            "tcp://127.0.0.1",
+            "--listen-address",
+            "127.0.0.1",
+            vm,
+            hv2,
+        ],
+    );
+    assert!(world.running(1).contains(vm));
+    assert!(!world.has_no_volume_of(0, vm), "the source volume is left");
+}
+
+#[test]
+fn break_lock_on_the_destination_finishes_a_move_whose_herd_died() {
+    let world = World::new(&["fvm1"]);
+    world.guest("fvm1", 2);
+    moved_by_a_herd_that_died(&world, "fvm1");
+
+    let out = world.run(&["vm", "migrate", "fvm1", "--break-lock", "--from", "hv2"]);
+    assert_exit(&out, 0);
+    assert_stdout_contains(&out, "finished its move");
+    assert_stdout_contains(&out, "deleted source volume default/fvm1-vda.qcow2");
+    assert!(world.has_no_volume_of(0, "fvm1"));
+    assert_eq!(world.hypervisor_of("fvm1"), Some(Value::from("hv2")));
+    assert!(world.running(1).contains("fvm1"), "the VM runs on");
+    // The lock is gone: a migration back is planned without refusal.
+    let out = world.run(&["vm", "migrate", "fvm1", "hv1", "--dry-run"]);
+    assert_exit(&out, 0);
+}
+
+#[test]
+fn break_lock_keeps_a_source_volume_another_domain_uses() {
+    let world = World::new(&["fvm2"]);
+    world.guest("fvm2", 2);
+    moved_by_a_herd_that_died(&world, "fvm2");
+    // Someone defined a domain on hv1 over the old volume meanwhile.
+    let path = world
+        .virsh(0, &["vol-path", "--pool", "default", "fvm2-vda.qcow2"])
+        .trim()
+        .to_string();
+    let holder = world.dir.path().join("holder.xml");
+    std::fs::write(
+        &holder,
+        format!(
+            "<domain type='qemu'><name>holder</name><memory unit='MiB'>32</memory>\
+             <os><type arch='x86_64'>hvm</type></os><devices><disk type='file' device='disk'>\
+             <driver name='qemu' type='qcow2'/><source file='{path}'/>\
+             <target dev='vda' bus='virtio'/></disk></devices></domain>"
+        ),
+    )
+    .unwrap();
+    world.virsh(0, &["define", &holder.to_string_lossy()]);
+    assert!(world.defined(0).contains("holder"));
+
+    let out = world.run(&["vm", "migrate", "fvm2", "--break-lock", "--from", "hv2"]);
+    assert_exit(&out, 0);
+    assert_stdout_contains(&out, "kept (a domain on the source uses it)");
+    assert!(!world.has_no_volume_of(0, "fvm2"), "the volume stays");
+    // The inventory still follows the VM.
+    assert_eq!(world.hypervisor_of("fvm2"), Some(Value::from("hv2")));
+}

@@ -55,7 +55,7 @@ fn lock() -> LockFacts {
         owner: "herd test".into(),
         destination: "b".into(),
         since: 1,
-        created: vec![],
+        ..LockFacts::default()
     }
 }
 

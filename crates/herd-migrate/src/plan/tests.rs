@@ -148,7 +148,7 @@ fn a_refusal_lists_every_reason_at_once() {
         owner: "herd pid 9 on admin".into(),
         destination: "qemu:///c".into(),
         since: 1,
-        created: vec![],
+        ..LockFacts::default()
     });
     let reasons = refused(&f, &Request::default());
     let kinds: Vec<&str> = reasons

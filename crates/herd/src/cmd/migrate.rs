@@ -109,7 +109,9 @@ pub fn migrate(global: &Global, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let vm_object = inv.as_ref().and_then(|c| c.get(&args.vm).ok());
     let (source, source_name) = resolve_source(global, &args, vm_object.as_ref())?;
     if args.break_lock {
-        return break_lock(&source, &args.vm);
+        let mut moving = inv.zip(vm_object.clone()).map(|(c, o)| MoveVm::new(c, o));
+        let inventory = moving.as_mut().map(|m| m as &mut dyn exec::Inventory);
+        return break_lock(&source, &args.vm, inventory);
     }
     let options = &args.options;
     let request = request(options, args.parallel)?;
@@ -350,10 +352,14 @@ fn destination_name(inv: Option<&Client>, given: &str, uri: &str) -> Option<Stri
     fleet::name_of_uri(inv?, uri)
 }
 
-fn break_lock(source: &str, vm: &str) -> anyhow::Result<ExitCode> {
+fn break_lock(
+    source: &str,
+    vm: &str,
+    inventory: Option<&mut dyn exec::Inventory>,
+) -> anyhow::Result<ExitCode> {
     let conn = herd_migrate::libvirt::open(source)
         .map_err(|e| Exit::new(exit::FAILURE, format!("cannot connect to {source}: {e}")))?;
-    match exec::break_lock(&conn, vm) {
+    match exec::break_lock(&conn, vm, inventory) {
         Ok(Some(broken)) => {
             let lock = &broken.lock;
             println!(
@@ -362,6 +368,18 @@ fn break_lock(source: &str, vm: &str) -> anyhow::Result<ExitCode> {
             );
             for v in &broken.deleted {
                 println!("deleted {v} on the destination (created by that process)");
+            }
+            if broken.finished {
+                println!(
+                    "{vm} had reached {source}: finished its move from {}",
+                    lock.source
+                );
+            }
+            for v in &broken.deleted_on_source {
+                println!("deleted source volume {v} on {}", lock.source);
+            }
+            if let Some((from, to)) = &broken.inventory {
+                println!("inventory: {vm} hypervisor {from} -> {to}");
             }
             for k in &broken.kept {
                 println!("warning: {k}");
