@@ -27,6 +27,7 @@
 //!   [`ClientError::Refused`] (authentication or permission).
 
 mod commit;
+pub mod edit;
 mod object;
 
 pub use commit::{add_changes, commit_of};

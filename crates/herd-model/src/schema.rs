@@ -267,3 +267,36 @@ pub enum SchemaChange {
     /// Delete a servertype; refused while objects of it exist.
     DeleteServertype { servertype_id: String },
 }
+
+impl SchemaChange {
+    /// A batch as the API and `herd schema apply` take it: a list of
+    /// changes, `{"changes": [...]}`, or one change. A refusal names the
+    /// change (counted from 1) and the actions there are.
+    pub fn parse_batch(json: serde_json::Value) -> Result<Vec<SchemaChange>, String> {
+        use serde_json::Value as Json;
+        let list = match json {
+            Json::Array(items) => items,
+            Json::Object(mut map) if map.contains_key("changes") => match map.remove("changes") {
+                Some(Json::Array(items)) => items,
+                _ => return Err("\"changes\" must be a list of schema changes".to_string()),
+            },
+            single @ Json::Object(_) => vec![single],
+            _ => {
+                return Err(
+                    "send {\"changes\": [{\"action\": \"create_attribute\", ...}]}".to_string(),
+                )
+            }
+        };
+        list.into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                serde_json::from_value(item).map_err(|e| {
+                    format!(
+                        "schema change {}: {e}; actions are create_attribute, update_attribute, delete_attribute, create_servertype, update_servertype, delete_servertype",
+                        i + 1
+                    )
+                })
+            })
+            .collect()
+    }
+}

@@ -52,33 +52,7 @@ pub async fn change_schema(
 }
 
 fn parse_schema_changes(body: Json) -> Result<Vec<SchemaChange>, ApiError> {
-    let list = match body {
-        Json::Object(mut map) if map.contains_key("changes") => match map.remove("changes") {
-            Some(Json::Array(items)) => items,
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "\"changes\" must be a list of schema changes".to_string(),
-                ))
-            }
-        },
-        single @ Json::Object(_) => vec![single],
-        _ => {
-            return Err(ApiError::BadRequest(
-                "send {\"changes\": [{\"action\": \"create_attribute\", ...}]}".to_string(),
-            ))
-        }
-    };
-    list.into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            serde_json::from_value(item).map_err(|e| {
-                ApiError::BadRequest(format!(
-                    "schema change {}: {e}; actions are create_attribute, update_attribute, delete_attribute, create_servertype, update_servertype, delete_servertype",
-                    i + 1
-                ))
-            })
-        })
-        .collect()
+    SchemaChange::parse_batch(body).map_err(ApiError::BadRequest)
 }
 
 /// `GET /api/history?object_id=N | hostname=H | commit_id=N | schema

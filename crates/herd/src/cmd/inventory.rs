@@ -8,11 +8,11 @@ use super::Global;
 use crate::config::Config;
 use anyhow::Context;
 use comfy_table::{presets, Table};
+use herd_client::edit::{apply_assignments, objects_from_jsonl, Assignment, JsonlError};
 use herd_client::{
     commit_of, parse_query, Client, ClientError, Commit, HistoryQuery, Object, Query, Restrict,
-    Schema, SchemaChange, TrackedObject, Value,
+    SchemaChange, TrackedObject, Value,
 };
-use herd_model::AttributeType;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -204,35 +204,6 @@ pub struct SetArgs {
     pub json: bool,
 }
 
-/// One parsed `attr=value` argument.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Assignment {
-    Set(String, String),
-    Add(String, String),
-    Remove(String, String),
-}
-
-impl std::str::FromStr for Assignment {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Assignment, String> {
-        let (left, value) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?} is not attr=value"))?;
-        let (make, attr): (fn(String, String) -> Assignment, &str) =
-            if let Some(a) = left.strip_suffix('+') {
-                (Assignment::Add, a)
-            } else if let Some(a) = left.strip_suffix('-') {
-                (Assignment::Remove, a)
-            } else {
-                (Assignment::Set, left)
-            };
-        if attr.is_empty() || attr.contains(char::is_whitespace) {
-            return Err(format!("{s:?}: {attr:?} is not an attribute name"));
-        }
-        Ok(make(attr.to_string(), value.to_string()))
-    }
-}
-
 pub fn set(global: &Global, args: SetArgs) -> anyhow::Result<ExitCode> {
     let assignments = args
         .assignments
@@ -261,76 +232,6 @@ fn names_of<'a>(objects: impl IntoIterator<Item = &'a TrackedObject>) -> BTreeMa
         .into_iter()
         .filter_map(|o| Some((o.object_id()?, o.hostname()?.to_string())))
         .collect()
-}
-
-/// Apply `assignments` to `object`, typing each value by the schema.
-pub fn apply_assignments(
-    schema: &Schema,
-    object: &mut TrackedObject,
-    assignments: &[Assignment],
-) -> Result<(), String> {
-    for assignment in assignments {
-        let (Assignment::Set(attr, text)
-        | Assignment::Add(attr, text)
-        | Assignment::Remove(attr, text)) = assignment;
-        let ty = attribute_type(schema, attr)?;
-        let multi = schema.is_multi(attr);
-        let typed = |t: &str| -> Result<Value, String> {
-            Value::String(t.to_string())
-                .coerce(ty)
-                .map_err(|e| format!("{attr}: {e}"))
-        };
-        let new = match (assignment, multi) {
-            (Assignment::Set(..), false) if text.is_empty() => Value::Null,
-            (Assignment::Set(..), false) => typed(text)?,
-            (Assignment::Set(..), true) => Value::set(
-                text.split(',')
-                    .filter(|t| !t.is_empty())
-                    .map(typed)
-                    .collect::<Result<_, _>>()?,
-            ),
-            (Assignment::Add(..) | Assignment::Remove(..), false) => {
-                return Err(format!(
-                    "{attr} holds one value; use {attr}=value (+= and -= are for multi attributes)"
-                ))
-            }
-            (Assignment::Add(..), true) => {
-                let mut values = current_set(object, attr);
-                values.push(typed(text)?);
-                Value::set(values)
-            }
-            (Assignment::Remove(..), true) => {
-                let gone = typed(text)?;
-                Value::set(
-                    current_set(object, attr)
-                        .into_iter()
-                        .filter(|v| *v != gone)
-                        .collect(),
-                )
-            }
-        };
-        object.set(attr, new);
-    }
-    Ok(())
-}
-
-fn attribute_type(schema: &Schema, attr: &str) -> Result<AttributeType, String> {
-    match attr {
-        "hostname" | "servertype" => Ok(AttributeType::String),
-        "intern_ip" => Ok(AttributeType::Inet),
-        "object_id" => Err("object_id can not be changed".to_string()),
-        _ => schema.attribute_type(attr).ok_or_else(|| {
-            format!("no attribute {attr:?}; `herd schema show` lists the attributes")
-        }),
-    }
-}
-
-fn current_set(object: &TrackedObject, attr: &str) -> Vec<Value> {
-    match object.get(attr) {
-        Some(Value::Set(values)) => values.clone(),
-        Some(Value::Null) | None => Vec::new(),
-        Some(other) => vec![other.clone()],
-    }
 }
 
 /// Show or send a commit, and report it.
@@ -489,47 +390,12 @@ pub fn create(global: &Global, args: CreateArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
-/// Parse every line of a .jsonl file; all bad lines are reported at once.
-pub fn read_jsonl(reader: impl BufRead, name: &str) -> anyhow::Result<Vec<Object>> {
-    let mut objects = Vec::new();
-    let mut problems = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {name}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Object>(&line) {
-            Ok(o) if o.hostname().is_some() && o.servertype().is_some() => objects.push(o),
-            Ok(_) => problems.push(format!(
-                "{name}:{}: an object needs \"hostname\" and \"servertype\"",
-                i + 1
-            )),
-            Err(e) => problems.push(format!("{name}:{}: {e}", i + 1)),
-        }
-    }
-    if !problems.is_empty() {
-        let shown = problems
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n");
-        let more = problems.len().saturating_sub(20);
-        let tail = if more > 0 {
-            format!("\n... and {more} more")
-        } else {
-            String::new()
-        };
-        return Err(Exit::new(
-            exit::USAGE,
-            format!(
-                "{} bad lines, nothing was created:\n{shown}{tail}",
-                problems.len()
-            ),
-        )
-        .into());
-    }
-    Ok(objects)
+/// Every object of a .jsonl file, or all its bad lines as a usage error.
+fn read_jsonl(reader: impl BufRead, name: &str) -> anyhow::Result<Vec<Object>> {
+    objects_from_jsonl(reader, name).map_err(|e| match e {
+        JsonlError::Read(_) => anyhow::Error::new(e),
+        JsonlError::BadLines(_) => Exit::new(exit::USAGE, e.to_string()).into(),
+    })
 }
 
 fn create_from_file(
@@ -886,21 +752,7 @@ fn schema_apply(global: &Global, file: &PathBuf, dry_run: bool) -> anyhow::Resul
 
 /// A list of changes, `{"changes": [...]}`, or one change.
 pub fn parse_schema_changes(text: &str) -> Result<Vec<SchemaChange>, String> {
-    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let list = match json {
-        serde_json::Value::Array(items) => items,
-        serde_json::Value::Object(mut map) if map.contains_key("changes") => {
-            match map.remove("changes") {
-                Some(serde_json::Value::Array(items)) => items,
-                _ => return Err("\"changes\" must be a list".to_string()),
-            }
-        }
-        single => vec![single],
-    };
-    list.into_iter()
-        .enumerate()
-        .map(|(i, item)| serde_json::from_value(item).map_err(|e| format!("change {}: {e}", i + 1)))
-        .collect()
+    SchemaChange::parse_batch(serde_json::from_str(text).map_err(|e| e.to_string())?)
 }
 
 // -------------------------------------------------------------- history
@@ -1014,40 +866,11 @@ mod tests {
     }
 
     #[test]
-    fn assignments_parse_set_add_and_remove() {
-        assert_eq!(
-            "memory=4096".parse::<Assignment>().unwrap(),
-            Assignment::Set("memory".into(), "4096".into())
-        );
-        assert_eq!(
-            "tags+=ha".parse::<Assignment>().unwrap(),
-            Assignment::Add("tags".into(), "ha".into())
-        );
-        assert_eq!(
-            "tags-=a=b".parse::<Assignment>().unwrap(),
-            Assignment::Remove("tags".into(), "a=b".into())
-        );
-        assert!("memory".parse::<Assignment>().is_err());
-        assert!("=4".parse::<Assignment>().is_err());
-    }
-
-    #[test]
-    fn bad_jsonl_lines_are_all_reported_with_their_numbers() {
-        let text = "{\"hostname\":\"a\",\"servertype\":\"vm\"}\nnot json\n\n{\"hostname\":\"b\"}\n";
-        let err = read_jsonl(text.as_bytes(), "f.jsonl")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("f.jsonl:2:"), "{err}");
-        assert!(err.contains("f.jsonl:4:"), "{err}");
-        assert!(err.starts_with("2 bad lines"), "{err}");
-    }
-
-    #[test]
     fn schema_changes_parse_from_a_list() {
         let text = r#"[{"action": "delete_attribute", "attribute_id": "os"}]"#;
         assert_eq!(parse_schema_changes(text).unwrap().len(), 1);
         assert!(parse_schema_changes(r#"[{"action": "nope"}]"#)
             .unwrap_err()
-            .starts_with("change 1"));
+            .starts_with("schema change 1"));
     }
 }
