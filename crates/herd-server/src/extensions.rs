@@ -233,6 +233,12 @@ mod tests {
         assert_eq!(changes_of(one).unwrap().len(), 1);
         let list = format!(r#"{{"changes": [{one}, {one}]}}"#);
         assert_eq!(changes_of(&list).unwrap().len(), 2);
+        assert_eq!(
+            changes_of(&format!("[{one}, {one}, {one}]")).unwrap().len(),
+            3
+        );
+        let err = changes_of(r#"{"changes": 5}"#).unwrap_err().to_string();
+        assert!(err.contains("\"changes\" must be a list"), "{err}");
         let err = changes_of(r#"{"action": "drop_table"}"#)
             .unwrap_err()
             .to_string();
