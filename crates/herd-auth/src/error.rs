@@ -26,6 +26,8 @@ pub enum AuthError {
         skew: i64,
         window: i64,
     },
+    #[error("the request was signed at {timestamp}, before this server started ({since}): it could replay one the previous server accepted, which this one can not tell; sign it again (if this repeats, the client's clock is behind)")]
+    SignedBeforeStart { timestamp: i64, since: i64 },
     #[error("signature namespace is '{0}', expected 'herd-api': sign with `ssh-keygen -Y sign -n herd-api`")]
     WrongNamespace(String),
     #[error("the serveradmin signing scheme is switched off on this server: use herd's client or sign with herd's scheme (docs/auth.md)")]

@@ -21,6 +21,12 @@ pub struct Settings {
     /// Accept serveradmin's schemes (no nonce, path not signed). On by
     /// default so existing clients work; switch off when all use herd's.
     pub serveradmin_schemes: bool,
+    /// Unix seconds from which the replay memory holds every nonce, when
+    /// it does not survive a restart (kept in the server's memory): a
+    /// request with a nonce signed earlier could be a replay of one the
+    /// previous server accepted, so it is refused. `None` when the memory
+    /// is durable (a database).
+    pub nonces_since: Option<i64>,
 }
 
 impl Default for Settings {
@@ -29,6 +35,7 @@ impl Default for Settings {
             window_secs: 16,
             legacy_ssh_rsa: false,
             serveradmin_schemes: true,
+            nonces_since: None,
         }
     }
 }
@@ -132,6 +139,19 @@ pub fn authenticate(
         });
     }
     let ts = credentials.timestamp;
+    let has_nonce = matches!(
+        credentials.scheme,
+        Scheme::HerdKeys { .. } | Scheme::HerdToken { .. }
+    );
+    if let Some(since) = settings
+        .nonces_since
+        .filter(|since| has_nonce && ts < *since)
+    {
+        return Err(AuthError::SignedBeforeStart {
+            timestamp: ts,
+            since,
+        });
+    }
     let (principal, nonce) = match &credentials.scheme {
         Scheme::HerdKeys { nonce, signatures } => {
             let message = CanonicalRequest {

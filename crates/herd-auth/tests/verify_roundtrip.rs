@@ -449,6 +449,39 @@ fn serveradmin_token_scheme_matches_adminapi() {
     };
     let err = check(&dir, &off, &headers, "POST", PATH, BODY).unwrap_err();
     assert!(matches!(err, AuthError::ServeradminSchemeOff), "{err}");
+    // No nonce in this scheme, so a replay memory that starts later does
+    // not make it any less (or more) acceptable.
+    let later = Settings {
+        nonces_since: Some(ts + 5),
+        ..Settings::default()
+    };
+    check(&dir, &later, &headers, "POST", PATH, BODY).unwrap();
+}
+
+#[test]
+fn a_nonce_older_than_the_replay_memory_is_refused() {
+    let token = herd_auth::signer::new_token().unwrap();
+    let dir = token_dir(&token);
+    let headers = TokenSigner::new(&token)
+        .unwrap()
+        .sign_request("POST", PATH, BODY)
+        .unwrap();
+    let ts: i64 = get(&headers, "X-Timestamp").parse().unwrap();
+    let started_after = Settings {
+        nonces_since: Some(ts + 1),
+        ..Settings::default()
+    };
+    let err = check(&dir, &started_after, &headers, "POST", PATH, BODY).unwrap_err();
+    assert!(
+        matches!(err, AuthError::SignedBeforeStart { since, .. } if since == ts + 1),
+        "{err}"
+    );
+    assert_eq!(err.status(), 401);
+    let started_at = Settings {
+        nonces_since: Some(ts),
+        ..Settings::default()
+    };
+    check(&dir, &started_at, &headers, "POST", PATH, BODY).unwrap();
 }
 
 #[test]

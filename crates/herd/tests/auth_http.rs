@@ -354,6 +354,24 @@ fn replayed_request_is_refused() {
 }
 
 #[test]
+fn a_request_signed_before_a_restart_is_refused_after_it() {
+    // The SQLite engine's replay memory lives in the server process: a
+    // request accepted before a restart (crash or not) must not be
+    // accepted again by the next server inside the ±16 s window.
+    let mut f = fixture();
+    let headers = sign(&f.alice, "POST", QUERY, BODY);
+    assert_eq!(f.server.send("POST", QUERY, &headers, BODY).0, 200);
+    f.server.kill9();
+    // The next server starts in a later second than the signature's.
+    std::thread::sleep(Duration::from_millis(1100));
+    f.server = f.site.serve(&["--max-body", "4096"]);
+    refused(&f, &headers, QUERY, BODY, 401, "before this server started");
+    // Signed afresh, the same request is accepted.
+    let again = sign(&f.alice, "POST", QUERY, BODY);
+    assert_eq!(f.server.send("POST", QUERY, &again, BODY).0, 200);
+}
+
+#[test]
 fn timestamp_outside_the_window_is_refused() {
     let f = fixture();
     let mut headers = sign(&f.alice, "POST", QUERY, BODY);

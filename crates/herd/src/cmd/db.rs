@@ -403,6 +403,8 @@ pub fn serve_postgres(
                 window_secs: flags.auth_window,
                 legacy_ssh_rsa: flags.legacy_ssh_rsa,
                 serveradmin_schemes: !flags.no_serveradmin_auth,
+                // PostgreSQL keeps the replay memory: it survives restarts.
+                nonces_since: None,
             },
         });
     }

@@ -609,6 +609,8 @@ pub fn with_auth(
             window_secs: flags.auth_window,
             legacy_ssh_rsa: flags.legacy_ssh_rsa,
             serveradmin_schemes: !flags.no_serveradmin_auth,
+            // The SQLite engine keeps the replay memory in this process.
+            nonces_since: Some(herd_auth::signer::unix_now()),
         },
     }))
 }
