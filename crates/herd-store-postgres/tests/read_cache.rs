@@ -204,3 +204,41 @@ fn the_change_log_keeps_one_row_per_commit() {
         "consecutive, from the migration's 1"
     );
 }
+
+#[test]
+fn a_commit_on_one_server_is_in_the_next_answer_of_another_under_load() {
+    // One writer commits through b and then asks a; readers keep a's cache
+    // busy refreshing meanwhile. Every answer a gives after a commit
+    // returned holds that commit (never an older counter).
+    let (a, b, _) = two_servers();
+    schema(&b);
+    let id = create(&b, "thing1", 0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the readers however the writer ends (a failed assertion too).
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                let mut last = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Some(Value::Number(n)) = counter_of(&a, "thing1") else {
+                        panic!("thing1 lost its counter");
+                    };
+                    let n = n.as_i64().unwrap();
+                    assert!(n >= last, "a went back from {last} to {n}");
+                    last = n;
+                }
+            });
+        }
+        let _stop = Stop(&stop);
+        for i in 0..40 {
+            set_counter(&b, id, i, i + 1);
+            assert_eq!(counter_of(&a, "thing1"), Some(Value::number(i + 1)));
+        }
+    });
+}
