@@ -12,6 +12,7 @@
 //! [serve]
 //! db = "/var/lib/herd/inventory.sqlite"
 //! listen = "127.0.0.1:8740"
+//! read_cache = true      # PostgreSQL: answer queries from memory (default)
 //! ```
 //!
 //! Keys this module does not know are ignored, so other subcommands can keep
@@ -46,6 +47,8 @@ pub struct Config {
 pub struct ServeConfig {
     pub db: Option<PathBuf>,
     pub listen: Option<String>,
+    /// PostgreSQL: `false` answers every query in SQL.
+    pub read_cache: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +154,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.serve.listen.as_deref(), Some("127.0.0.1:1"));
+    }
+
+    #[test]
+    fn the_read_cache_can_be_switched_off_in_the_file() {
+        let config: Config = toml::from_str("[serve]\nread_cache = false\n").unwrap();
+        assert_eq!(config.serve.read_cache, Some(false));
+        assert_eq!(Config::default().serve.read_cache, None, "on unless said");
     }
 
     #[test]

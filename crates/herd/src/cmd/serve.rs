@@ -31,7 +31,7 @@ pub struct Args {
     /// PostgreSQL only: answer every query in SQL instead of from this
     /// server's in-memory copy of the objects (which costs about as much
     /// memory as the SQLite engine's and is checked against the database
-    /// before each query).
+    /// before each query). Also `serve.read_cache = false` in the config file.
     #[arg(long, env = "HERD_NO_READ_CACHE")]
     pub no_read_cache: bool,
     #[command(flatten)]
@@ -54,8 +54,8 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             format!("--listen {listen:?} is not an address like 127.0.0.1:8740"),
         )
     })?;
-    if let Some(code) =
-        super::db::serve_postgres(&db, addr, args.max_body, &args.auth, !args.no_read_cache)?
+    let read_cache = !args.no_read_cache && config.serve.read_cache.unwrap_or(true);
+    if let Some(code) = super::db::serve_postgres(&db, addr, args.max_body, &args.auth, read_cache)?
     {
         return Ok(code); // postgres://... (pg)
     }
