@@ -64,6 +64,12 @@ pub enum OpenError {
         url: String,
         source: postgres::Error,
     },
+    #[error("{url} was migrated by a newer herd ({applied} migrations; this herd knows {known}): run the newer herd binary on every server of this database")]
+    TooNew {
+        url: String,
+        applied: usize,
+        known: usize,
+    },
 }
 
 /// How to open a [`PgStore`].
@@ -112,7 +118,19 @@ impl PgStore {
             url: shown.clone(),
             source,
         })?;
-        sql::migrate(&mut client).map_err(|source| OpenError::Migrate { url: shown, source })?;
+        match sql::migrate(&mut client).map_err(|source| OpenError::Migrate {
+            url: shown.clone(),
+            source,
+        })? {
+            sql::Migrated::Current => {}
+            sql::Migrated::TooNew { applied } => {
+                return Err(OpenError::TooNew {
+                    url: shown,
+                    applied,
+                    known: sql::migration_count(),
+                })
+            }
+        }
         drop(client);
         Ok(PgStore {
             pool,

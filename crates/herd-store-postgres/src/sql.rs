@@ -156,8 +156,16 @@ CREATE TABLE data_change (
 /// The advisory lock key migrations run under ("herd" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6865_7264;
 
-/// Applies the migrations this database lacks; returns how many ran.
-pub(crate) fn migrate(client: &mut postgres::Client) -> Result<usize, postgres::Error> {
+/// What [`migrate`] found or did.
+pub(crate) enum Migrated {
+    /// The database has every migration this herd knows (now).
+    Current,
+    /// A newer herd migrated the database further than this one knows.
+    TooNew { applied: usize },
+}
+
+/// Applies the migrations this database lacks.
+pub(crate) fn migrate(client: &mut postgres::Client) -> Result<Migrated, postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
@@ -169,17 +177,23 @@ pub(crate) fn migrate(client: &mut postgres::Client) -> Result<usize, postgres::
     let applied: i32 = tx
         .query_one("SELECT coalesce(max(version), 0) FROM herd_migration", &[])?
         .get(0);
-    let mut ran = 0;
+    if applied.max(0) as usize > MIGRATIONS.len() {
+        // This herd's commits would skip what the newer tables need (the
+        // read caches' data versions, for one): serving could go wrong
+        // silently.
+        return Ok(Migrated::TooNew {
+            applied: applied as usize,
+        });
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
         tx.batch_execute(sql)?;
         tx.execute(
             "INSERT INTO herd_migration (version) VALUES ($1)",
             &[&(i as i32 + 1)],
         )?;
-        ran += 1;
     }
     tx.commit()?;
-    Ok(ran)
+    Ok(Migrated::Current)
 }
 
 /// The number of migrations this build knows.

@@ -342,3 +342,20 @@ fn commits_on_different_objects_through_two_servers_all_succeed() {
         }
     }
 }
+
+#[test]
+fn a_database_migrated_by_a_newer_herd_is_refused() {
+    let url = fresh_url();
+    drop(open(&url));
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let next = herd_store_postgres::migration_count() as i32 + 1;
+    client
+        .execute("INSERT INTO herd_migration (version) VALUES ($1)", &[&next])
+        .unwrap();
+    let err = match PgStore::open(&url, &PgOptions::default()) {
+        Ok(_) => panic!("a database a newer herd migrated was opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("migrated by a newer herd"), "{err}");
+    assert!(err.contains("run the newer herd binary"), "{err}");
+}
