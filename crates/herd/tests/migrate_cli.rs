@@ -519,9 +519,27 @@ fn break_lock_keeps_a_source_volume_another_domain_uses() {
     world.virsh(0, &["define", &holder.to_string_lossy()]);
     assert!(world.defined(0).contains("holder"));
 
-    let out = world.run(&["vm", "migrate", "fvm2", "--break-lock", "--from", "hv2"]);
+    let out = world.run(&[
+        "vm",
+        "migrate",
+        "fvm2",
+        "--break-lock",
+        "--from",
+        "hv2",
+        "--json",
+    ]);
     assert_exit(&out, 0);
-    assert_stdout_contains(&out, "kept (a domain on the source uses it)");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let broken = &report["broken_lock"];
+    assert_eq!(broken["finished"], true, "{report}");
+    assert_eq!(
+        broken["deleted_on_source"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    assert_eq!(broken["inventory"], serde_json::json!(["hv1", "hv2"]));
+    let kept = broken["kept"][0].as_str().unwrap_or_default();
+    assert!(kept.contains("a domain on the source uses it"), "{report}");
     assert!(!world.has_no_volume_of(0, "fvm2"), "the volume stays");
     // The inventory still follows the VM.
     assert_eq!(world.hypervisor_of("fvm2"), Some(Value::from("hv2")));

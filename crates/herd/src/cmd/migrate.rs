@@ -111,7 +111,7 @@ pub fn migrate(global: &Global, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     if args.break_lock {
         let mut moving = inv.zip(vm_object.clone()).map(|(c, o)| MoveVm::new(c, o));
         let inventory = moving.as_mut().map(|m| m as &mut dyn exec::Inventory);
-        return break_lock(&source, &args.vm, inventory);
+        return break_lock(&source, &args.vm, inventory, args.options.json);
     }
     let options = &args.options;
     let request = request(options, args.parallel)?;
@@ -356,10 +356,18 @@ fn break_lock(
     source: &str,
     vm: &str,
     inventory: Option<&mut dyn exec::Inventory>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let conn = herd_migrate::libvirt::open(source)
         .map_err(|e| Exit::new(exit::FAILURE, format!("cannot connect to {source}: {e}")))?;
-    match exec::break_lock(&conn, vm, inventory) {
+    let result = exec::break_lock(&conn, vm, inventory);
+    if json {
+        if let Ok(broken) = &result {
+            println!("{}", serde_json::json!({ "vm": vm, "broken_lock": broken }));
+        }
+    }
+    match result {
+        Ok(_) if json => Ok(ExitCode::SUCCESS),
         Ok(Some(broken)) => {
             let lock = &broken.lock;
             println!(
