@@ -400,14 +400,20 @@ fn token_dir(token: &str) -> MemDir {
     dir
 }
 
-#[test]
-fn herd_token_signs_and_verifies_and_is_not_replayable() {
+/// A new token registered for `ci`, and a request signed with it.
+fn token_request() -> (MemDir, Vec<(String, String)>) {
     let token = herd_auth::signer::new_token().unwrap();
     let dir = token_dir(&token);
     let headers = TokenSigner::new(&token)
         .unwrap()
         .sign_request("POST", PATH, BODY)
         .unwrap();
+    (dir, headers)
+}
+
+#[test]
+fn herd_token_signs_and_verifies_and_is_not_replayable() {
+    let (dir, headers) = token_request();
     let p = check(&dir, &Settings::default(), &headers, "POST", PATH, BODY).unwrap();
     assert_eq!(p.to_string(), "ci (token deploy)");
     let err = check(&dir, &Settings::default(), &headers, "POST", PATH, BODY).unwrap_err();
@@ -460,12 +466,7 @@ fn serveradmin_token_scheme_matches_adminapi() {
 
 #[test]
 fn a_nonce_older_than_the_replay_memory_is_refused() {
-    let token = herd_auth::signer::new_token().unwrap();
-    let dir = token_dir(&token);
-    let headers = TokenSigner::new(&token)
-        .unwrap()
-        .sign_request("POST", PATH, BODY)
-        .unwrap();
+    let (dir, headers) = token_request();
     let ts: i64 = get(&headers, "X-Timestamp").parse().unwrap();
     let started_after = Settings {
         nonces_since: Some(ts + 1),

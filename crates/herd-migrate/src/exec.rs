@@ -1125,18 +1125,23 @@ fn finish(
             lock.source
         )
     };
-    // Paths that a domain still defined on the source uses: never deleted.
-    let in_use: Result<Vec<String>, virt::error::Error> = source.list_all_domains(0).map(|ds| {
-        ds.iter()
-            .flat_map(|d| {
-                [
-                    d.xml_desc(0).ok(),
-                    d.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).ok(),
-                ]
-            })
-            .flatten()
-            .collect()
-    });
+    // The definitions of the domains on the source (read only when there
+    // are volumes to delete): a path one of them uses is never deleted.
+    let in_use: Result<Vec<String>, virt::error::Error> = if lock.finish.is_empty() {
+        Ok(Vec::new())
+    } else {
+        source.list_all_domains(0).map(|ds| {
+            ds.iter()
+                .flat_map(|d| {
+                    [
+                        d.xml_desc(0).ok(),
+                        d.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).ok(),
+                    ]
+                })
+                .flatten()
+                .collect()
+        })
+    };
     for v in &lock.finish {
         let (pool, name) = v.split_once('/').unwrap_or(("default", v));
         let vol = source.lookup_storage_pool_by_name(pool).and_then(|p| {
