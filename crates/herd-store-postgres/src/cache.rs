@@ -146,9 +146,18 @@ impl ReadCache {
                     c.data.insert(obj);
                 }
                 c.data_version = now_data;
+                tracing::debug!(data_version = now_data, "read cache refreshed");
             }
             None => {
+                let started = std::time::Instant::now();
                 let data = full(tx)?;
+                tracing::info!(
+                    objects = data.objects.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    schema_version = now_schema,
+                    data_version = now_data,
+                    "read cache loaded from the database"
+                );
                 *self.current.write().map_err(poisoned)? = Some(Cached {
                     schema_version: now_schema,
                     data_version: now_data,
