@@ -168,14 +168,11 @@ fn pool_facts(pool: &StoragePool, uri: &str) -> Result<PoolFacts, GatherError> {
     let what = format!("read pool {name}");
     let parsed = xmlerr(xml::parse_pool(&lv(pool.xml_desc(0), uri, &what)?), uri)?;
     let active = lv(pool.is_active(), uri, &what)?;
-    let mut volumes = Vec::new();
-    if active {
-        // Files copied into the directory by hand become volumes too.
-        let _ = pool.refresh(0);
-        for vol in lv(pool.list_all_volumes(0), uri, &what)? {
-            volumes.push(volume_facts(&vol, uri)?);
-        }
-    }
+    let volumes = if active {
+        pool_volumes(pool, uri, &what)?
+    } else {
+        Vec::new()
+    };
     let available = if active {
         lv(pool.info(), uri, &what)?.available
     } else {
@@ -189,6 +186,35 @@ fn pool_facts(pool: &StoragePool, uri: &str) -> Result<PoolFacts, GatherError> {
         available,
         volumes,
     })
+}
+
+/// Every volume of an active pool. Another client's refresh (a migration
+/// running beside this one) rebuilds the pool's list, and a volume listed
+/// a moment before may then be "not found" for an instant: the listing is
+/// read again (three times at most) rather than taken as a failure.
+fn pool_volumes(
+    pool: &StoragePool,
+    uri: &str,
+    what: &str,
+) -> Result<Vec<VolumeFacts>, GatherError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        // Files copied into the directory by hand become volumes too.
+        let _ = pool.refresh(0);
+        let read: Result<Vec<VolumeFacts>, GatherError> = lv(pool.list_all_volumes(0), uri, what)?
+            .iter()
+            .map(|vol| volume_facts(vol, uri))
+            .collect();
+        match read {
+            Err(GatherError::Libvirt { source, .. })
+                if attempt < 3 && libvirt::is_missing(&source) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(100 * attempt));
+            }
+            other => return other,
+        }
+    }
 }
 
 pub fn volume_facts(vol: &StorageVol, uri: &str) -> Result<VolumeFacts, GatherError> {
