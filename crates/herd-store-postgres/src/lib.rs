@@ -227,18 +227,13 @@ impl PgStore {
     /// this call began: one round trip for the versions, and a refresh in a
     /// `REPEATABLE READ` transaction if they moved.
     fn cached<T>(&self, cache: &ReadCache, f: impl Fn(&Dataset) -> T) -> Result<T, StoreError> {
-        let mut pooled = self.client()?;
-        let (client, statements) = pooled.parts();
-        let versions = statements.get(client, cache::VERSIONS).map_err(|e| {
-            statements.clear();
-            internal(e)
-        })?;
-        let row = client.query_one(&versions, &[]).map_err(internal)?;
+        let row = self.prepared(cache::VERSIONS, |c, s| c.query_one(s, &[]))?;
         let (schema_version, data_version): (i64, i64) = (row.get(0), row.get(1));
         if let Some(out) = cache.read(schema_version, data_version, &f)? {
             return Ok(out);
         }
-        let mut tx = read_only(client)?;
+        let mut client = self.client()?;
+        let mut tx = read_only(&mut client)?;
         cache.refresh(&mut tx, schema_version, data_version)?;
         tx.commit().map_err(internal)?;
         cache
